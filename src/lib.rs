@@ -1,0 +1,21 @@
+//! edgesift: keeps only the camera frames worth labelling, with instance masks, on the computer of
+//! a drone, robot or vehicle.
+//!
+//! The pipeline, one module per stage (see `docs/ARCHITECTURE.md`):
+//!
+//! ```text
+//! capture (v4l | replay | synthetic) -> segment (yolov8-seg on candle) -> select -> store
+//! ```
+//!
+//! - [`capture`]: frame sources producing [`capture::Frame`]s.
+//! - [`segment`]: the instance-segmentation model and its pre/post-processing, producing
+//!   [`segment::Detections`].
+//! - [`select`]: the strategies and budget that decide which frames are kept, and why.
+//! - [`store`]: crash-safe sample files behind an SQLite index, with a quota.
+//! - [`ops`]: what runs around the pipeline: systemd, signals, metrics, logs, time.
+//! - [`geometry`]: boxes, masks and COCO run-length encoding, shared by every stage.
+
+pub mod capture;
+pub mod geometry;
+pub mod overlay;
+pub mod segment;

@@ -1,0 +1,186 @@
+//! The layers YOLOv8 is built from, with BatchNorm folded into the convolutions at load time.
+//!
+//! Every convolution of the network goes through [`Conv`], so that how a convolution is computed
+//! (candle's own kernel today, a fused, pre-packed one for the speed work) is decided in one place.
+
+use super::weights::Scope;
+use super::SegmentError;
+use candle_core::{DType, Device, Tensor};
+
+/// BatchNorm epsilon of every ultralytics model (`initialize_weights` sets 1e-3).
+pub(crate) const BN_EPS: f64 = 1e-3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    None,
+    Silu,
+}
+
+/// Where tensors go when they are built, and in which dtype.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub device: Device,
+    pub dtype: DType,
+}
+
+impl Target {
+    pub(crate) fn tensor(&self, data: Vec<f32>, shape: &[usize]) -> Result<Tensor, SegmentError> {
+        Ok(Tensor::from_vec(data, shape, &Device::Cpu)?
+            .to_dtype(self.dtype)?
+            .to_device(&self.device)?)
+    }
+}
+
+/// A 2-D convolution with bias and optional SiLU, stride 1 or 2, "same" padding (`k / 2`).
+#[derive(Debug)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+    act: Activation,
+    c_out: usize,
+}
+
+impl Conv {
+    /// An ultralytics `Conv` block (`conv` without bias, then `bn`, then SiLU), folded.
+    ///
+    /// The kernel size is fixed by the architecture; the output width is read from the weights.
+    pub(crate) fn load_bn(
+        s: &Scope,
+        target: &Target,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        act: Activation,
+    ) -> Result<Self, SegmentError> {
+        let key = "conv.weight";
+        let c_out = *s
+            .shape(key)?
+            .first()
+            .ok_or_else(|| SegmentError::Architecture(format!("{} is a scalar", s.key(key))))?;
+        let mut w = s.f32(key, &[c_out, c_in, k, k])?;
+        let gamma = s.f32("bn.weight", &[c_out])?;
+        let beta = s.f32("bn.bias", &[c_out])?;
+        let mean = s.f32("bn.running_mean", &[c_out])?;
+        let var = s.f32("bn.running_var", &[c_out])?;
+        let per_out = c_in * k * k;
+        let mut bias = Vec::with_capacity(c_out);
+        for o in 0..c_out {
+            // y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta, folded into w and b.
+            let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
+            for v in &mut w[o * per_out..(o + 1) * per_out] {
+                *v = (*v as f64 * scale) as f32;
+            }
+            bias.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
+        }
+        Ok(Self {
+            weight: target.tensor(w, &[c_out, c_in, k, k])?,
+            bias: target.tensor(bias, &[1, c_out, 1, 1])?,
+            stride,
+            padding: k / 2,
+            act,
+            c_out,
+        })
+    }
+
+    /// A plain `nn.Conv2d` with bias (the last layer of each head branch), 1x1.
+    pub(crate) fn load_plain(
+        s: &Scope,
+        target: &Target,
+        c_in: usize,
+    ) -> Result<Self, SegmentError> {
+        let c_out = *s.shape("weight")?.first().ok_or_else(|| {
+            SegmentError::Architecture(format!("{} is a scalar", s.key("weight")))
+        })?;
+        let w = s.f32("weight", &[c_out, c_in, 1, 1])?;
+        let b = s.f32("bias", &[c_out])?;
+        Ok(Self {
+            weight: target.tensor(w, &[c_out, c_in, 1, 1])?,
+            bias: target.tensor(b, &[1, c_out, 1, 1])?,
+            stride: 1,
+            padding: 0,
+            act: Activation::None,
+            c_out,
+        })
+    }
+
+    pub(crate) fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
+        let y = x
+            .conv2d(&self.weight, self.padding, self.stride, 1, 1)?
+            .broadcast_add(&self.bias)?;
+        Ok(match self.act {
+            Activation::None => y,
+            Activation::Silu => y.silu()?,
+        })
+    }
+}
+
+/// `nn.ConvTranspose2d(c, c, 2, 2, 0, bias=True)`: every input pixel becomes a 2x2 block.
+///
+/// With kernel = stride = 2 the blocks do not overlap, so the layer is one matrix product
+/// (`[4*c_out, c_in] x [c_in, H*W]`) and a reshuffle, instead of candle's per-pixel loop.
+#[derive(Debug)]
+pub(crate) struct Upsample2x {
+    /// Rows ordered (out channel, dy, dx).
+    weight: Tensor,
+    bias: Tensor,
+    c_out: usize,
+}
+
+impl Upsample2x {
+    pub(crate) fn load(s: &Scope, target: &Target, c_in: usize) -> Result<Self, SegmentError> {
+        let c_out = *s.shape("weight")?.get(1).ok_or_else(|| {
+            SegmentError::Architecture(format!("{} has fewer than 2 dims", s.key("weight")))
+        })?;
+        // PyTorch stores transposed-conv weights as [c_in, c_out, kh, kw].
+        let w = s.f32("weight", &[c_in, c_out, 2, 2])?;
+        let b = s.f32("bias", &[c_out])?;
+        let mut rows = vec![0f32; 4 * c_out * c_in];
+        for i in 0..c_in {
+            for o in 0..c_out {
+                for d in 0..4 {
+                    rows[(o * 4 + d) * c_in + i] = w[(i * c_out + o) * 4 + d];
+                }
+            }
+        }
+        Ok(Self {
+            weight: target.tensor(rows, &[4 * c_out, c_in])?,
+            bias: target.tensor(b, &[1, c_out, 1, 1, 1, 1])?,
+            c_out,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
+        let (b, c_in, h, w) = x.dims4()?;
+        let co = self.c_out;
+        // [b, 4co, h*w] -> [b, co, dy, dx, h, w] -> [b, co, h, dy, w, dx] -> [b, co, 2h, 2w]
+        let y = self
+            .weight
+            .broadcast_matmul(&x.reshape((b, c_in, h * w))?)?
+            .reshape((b, co, 2, 2, h, w))?
+            .broadcast_add(&self.bias)?
+            .permute((0, 1, 4, 2, 5, 3))?
+            .contiguous()?
+            .reshape((b, co, 2 * h, 2 * w))?;
+        Ok(y)
+    }
+}
+
+/// `nn.MaxPool2d(k, stride=1, padding=k/2)`: padding counts as minus infinity, as in PyTorch.
+pub(crate) fn max_pool_same(x: &Tensor, k: usize) -> Result<Tensor, SegmentError> {
+    let p = k / 2;
+    let (b, c, h, w) = x.dims4()?;
+    let neg = |shape: (usize, usize, usize, usize)| {
+        Tensor::full(f32::NEG_INFINITY, shape, x.device())?.to_dtype(x.dtype())
+    };
+    let rows = neg((b, c, p, w))?;
+    let x = Tensor::cat(&[&rows, x, &rows], 2)?;
+    let cols = neg((b, c, h + 2 * p, p))?;
+    let x = Tensor::cat(&[&cols, &x, &cols], 3)?;
+    Ok(x.max_pool2d_with_stride(k, 1)?)
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary (see `autotests = false` in Cargo.toml): candle links once.
+
+// Shared helpers: fixture paths, temporary directories.
+mod util;
+
+// YOLOv8-seg against ultralytics: raw outputs, letterbox and final instances.
+mod parity;
+// Model files that are wrong in every way a user can get them wrong.
+mod model_errors;
