@@ -16,6 +16,7 @@
 //! - [`geometry`]: boxes, masks and COCO run-length encoding, shared by every stage.
 
 pub mod capture;
+pub mod config;
 pub mod geometry;
 pub mod overlay;
 pub mod segment;
