@@ -17,6 +17,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod eval;
 pub mod geometry;
 pub mod overlay;
 pub mod segment;
