@@ -20,4 +20,5 @@ pub mod config;
 pub mod eval;
 pub mod geometry;
 pub mod overlay;
+pub mod pipeline;
 pub mod segment;

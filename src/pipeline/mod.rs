@@ -1,0 +1,518 @@
+//! The daemon's wiring: the only place that knows every stage.
+//!
+//! ```text
+//!  capture ──frames (bounded, drop oldest)──▶ segment ──▶ select ──kept (bounded, blocking)──▶ store
+//!     ▲                                                      │                                  │
+//!     └────────────── recycled image buffers ◀───────────────┴──────────────────────────────────┘
+//! ```
+//!
+//! Each stage runs on its own thread; channels are bounded and created here.
+//! - Capture never blocks on inference: when the segmenter is still busy with an earlier frame
+//!   the oldest waiting frame is dropped and counted, so the model always works on the newest one.
+//! - Selection holds a few candidate frames while it decides (budgets pick the best of a window);
+//!   frames it skips give their buffers back at once.
+//! - The store applies backpressure and never drops a selected frame silently: a kept frame waits
+//!   for its turn; if it cannot be written the error is logged and counted per sample.
+//! - Image buffers travel in a pool, so after warm-up the hot path allocates no frame memory.
+//!
+//! A per-frame error (bad frame, failed inference, failed write) is logged with context and
+//! counted; only a fatal condition ends the run ([`PipelineError`]).
+//!
+//! Shutdown: [`Control::stop`] (SIGTERM/SIGINT) stops capture; the frames in flight drain through
+//! segment, select (which decides the candidates it still holds) and store; then `run` returns.
+
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use stats::{LatencySummary, StageCounters, Stats, StatsSnapshot};
+
+use crate::capture::{CaptureError, Frame, Source, Timestamp};
+use crate::segment::{Detections, Segmenter};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use image::RgbImage;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The verdict on one frame, from the selection stage.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The frame's sequence number (the decision may concern a frame offered earlier).
+    pub seq: u64,
+    pub keep: bool,
+    /// Value of the frame, used to rank kept samples (eviction of the lowest first).
+    pub value: f32,
+    /// Short tags, e.g. `rare_class`, `occlusion`.
+    pub reasons: Vec<String>,
+    /// Every strategy's score, verdict and reason, stored with the sample verbatim.
+    pub record: serde_json::Value,
+}
+
+/// What the pipeline needs from frame selection.
+pub trait Select: Send {
+    /// Offers a segmented frame; returns the decisions made now (for it or for frames offered
+    /// earlier and still held). Every offered frame is eventually decided exactly once.
+    fn offer(&mut self, seq: u64, captured: Timestamp, detections: &Detections) -> Vec<Decided>;
+    /// End of stream: decides every frame still held.
+    fn finish(&mut self) -> Vec<Decided>;
+}
+
+/// A frame on its way to storage.
+pub struct KeptSample {
+    pub frame: Frame,
+    pub detections: Detections,
+    pub decision: Decided,
+}
+
+/// What the pipeline needs from storage.
+pub trait Sink: Send {
+    /// Writes one kept sample durably. An error costs this sample only.
+    fn write(&mut self, sample: &KeptSample) -> Result<SinkReport, SinkError>;
+}
+
+/// What a write did besides storing the sample.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SinkReport {
+    pub evicted: u64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// Why the pipeline stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("capture failed: {0}")]
+    Capture(#[source] CaptureError),
+    #[error("a pipeline thread panicked: {0}")]
+    Panicked(String),
+}
+
+/// Limits of a bounded run (tests, demos, benchmarks); the service runs unbounded.
+#[derive(Debug, Clone, Default)]
+pub struct RunLimits {
+    pub max_frames: Option<u64>,
+    pub duration: Option<Duration>,
+}
+
+/// Channel sizes.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    /// Frames waiting for the segmenter. Small: a waiting frame is a stale frame.
+    pub frames: usize,
+    /// Segmented frames waiting for selection.
+    pub segmented: usize,
+    /// Kept samples waiting for the store.
+    pub kept: usize,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Self {
+            frames: 2,
+            segmented: 4,
+            kept: 16,
+        }
+    }
+}
+
+/// Shared run state: the stop request, and the liveness and statistics of every stage.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    pub stats: Stats,
+}
+
+impl Control {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Asks capture to stop; what is in flight drains.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// The four stages of a run.
+pub struct Stages {
+    pub source: Box<dyn Source>,
+    pub segmenter: Box<dyn Segmenter>,
+    pub select: Box<dyn Select>,
+    pub sink: Box<dyn Sink>,
+}
+
+/// Runs the pipeline until the source ends, the limits are reached or `control.stop()` is called,
+/// then drains. Returns when every stage has finished.
+pub fn run(
+    stages: Stages,
+    limits: RunLimits,
+    queues: Queues,
+    control: Arc<Control>,
+) -> Result<(), PipelineError> {
+    let Stages {
+        source,
+        segmenter,
+        select,
+        sink,
+    } = stages;
+    let pool_size = queues.frames + queues.segmented + queues.kept + 8;
+    let (pool_tx, pool_rx) = bounded::<RgbImage>(pool_size);
+    let (frame_tx, frame_rx) = bounded::<Frame>(queues.frames.max(1));
+    let (seg_tx, seg_rx) = bounded::<(Frame, Detections)>(queues.segmented.max(1));
+    let (kept_tx, kept_rx) = bounded::<KeptSample>(queues.kept.max(1));
+
+    let capture = {
+        let (control, pool_tx, pool_rx, frame_rx) = (
+            control.clone(),
+            pool_tx.clone(),
+            pool_rx.clone(),
+            frame_rx.clone(),
+        );
+        spawn("capture", move || {
+            capture_loop(
+                source, limits, control, frame_tx, frame_rx, pool_tx, pool_rx,
+            )
+        })
+    };
+    let segment = {
+        let (control, pool_tx) = (control.clone(), pool_tx.clone());
+        spawn("segment", move || {
+            segment_loop(segmenter, frame_rx, seg_tx, pool_tx, control)
+        })
+    };
+    let selection = {
+        let (control, pool_tx) = (control.clone(), pool_tx.clone());
+        spawn("select", move || {
+            select_loop(select, seg_rx, kept_tx, pool_tx, control)
+        })
+    };
+    let store = {
+        let control = control.clone();
+        spawn("store", move || store_loop(sink, kept_rx, pool_tx, control))
+    };
+
+    let capture_result = join(capture)?;
+    join(segment)?;
+    join(selection)?;
+    join(store)?;
+    drop(pool_rx);
+    capture_result
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::Builder::new()
+        .name(format!("edgesift-{name}"))
+        .spawn(f)
+        .expect("spawning a pipeline thread")
+}
+
+fn join<T>(h: thread::JoinHandle<T>) -> Result<T, PipelineError> {
+    let name = h.thread().name().unwrap_or("?").to_string();
+    h.join().map_err(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        PipelineError::Panicked(format!("{name}: {msg}"))
+    })
+}
+
+/// Both clocks now, for sources that do not timestamp their frames. The monotonic reading is
+/// CLOCK_MONOTONIC, the clock V4L2 stamps its buffers with, so both kinds of stamp compare.
+pub fn now() -> Timestamp {
+    Timestamp {
+        monotonic: monotonic_now(),
+        wall: SystemTime::now(),
+    }
+}
+
+fn monotonic_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer; CLOCK_MONOTONIC exists
+    // on every Linux (it cannot fail with these arguments).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn capture_loop(
+    mut source: Box<dyn Source>,
+    limits: RunLimits,
+    control: Arc<Control>,
+    frame_tx: Sender<Frame>,
+    frame_rx: Receiver<Frame>,
+    pool_tx: Sender<RgbImage>,
+    pool_rx: Receiver<RgbImage>,
+) -> Result<(), PipelineError> {
+    let describe = source.describe();
+    let started = Instant::now();
+    let stats = &control.stats;
+    let mut seq = 0u64;
+    let mut consecutive_errors = 0u32;
+    loop {
+        if control.stop_requested() {
+            tracing::info!(source = %describe, "capture stopped on request");
+            break;
+        }
+        if limits.max_frames.is_some_and(|m| seq >= m)
+            || limits.duration.is_some_and(|d| started.elapsed() >= d)
+        {
+            tracing::info!(source = %describe, frames = seq, "capture reached its limit");
+            break;
+        }
+        let mut image = pool_rx.try_recv().unwrap_or_default();
+        let t0 = Instant::now();
+        match source.next_frame(&mut image) {
+            Ok(Some(meta)) => {
+                consecutive_errors = 0;
+                let mut captured = now();
+                if let Some(m) = meta.monotonic {
+                    captured.monotonic = m;
+                }
+                let frame = Frame {
+                    seq,
+                    captured,
+                    origin: crate::capture::Origin {
+                        source: describe.clone(),
+                        file: meta.file,
+                        index: meta.index,
+                    },
+                    image,
+                    truth: meta.truth,
+                };
+                seq += 1;
+                stats.capture.record(t0.elapsed());
+                stats.liveness_beat(Stage::Capture);
+                push_dropping_oldest(&frame_tx, &frame_rx, frame, &pool_tx, stats);
+            }
+            Ok(None) => {
+                tracing::info!(source = %describe, frames = seq, "source ended");
+                break;
+            }
+            Err(e @ CaptureError::BadFrame { .. }) => {
+                stats.capture.error();
+                stats.liveness_beat(Stage::Capture);
+                tracing::warn!(source = %describe, error = %e, "skipping a bad frame");
+                let _ = pool_tx.try_send(image);
+            }
+            Err(e @ CaptureError::DeviceGone { .. }) => {
+                // The source reconnects by itself; give it a moment and keep the pipeline up.
+                stats.capture.error();
+                consecutive_errors += 1;
+                if consecutive_errors == 1 {
+                    tracing::warn!(source = %describe, error = %e, "capture device unavailable");
+                }
+                let _ = pool_tx.try_send(image);
+                thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                stats.capture.error();
+                return Err(PipelineError::Capture(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `frame`; when the queue is full the oldest waiting frame is dropped and counted, so
+/// capture never waits for the segmenter.
+fn push_dropping_oldest(
+    tx: &Sender<Frame>,
+    rx: &Receiver<Frame>,
+    mut frame: Frame,
+    pool: &Sender<RgbImage>,
+    stats: &Stats,
+) {
+    loop {
+        match tx.try_send(frame) {
+            Ok(()) => return,
+            Err(TrySendError::Full(f)) => {
+                frame = f;
+                if let Ok(old) = rx.try_recv() {
+                    stats.capture.dropped();
+                    tracing::trace!(seq = old.seq, "dropped the oldest waiting frame");
+                    let _ = pool.try_send(old.image);
+                }
+            }
+            Err(TrySendError::Disconnected(f)) => {
+                let _ = pool.try_send(f.image);
+                return;
+            }
+        }
+    }
+}
+
+fn segment_loop(
+    mut segmenter: Box<dyn Segmenter>,
+    frames: Receiver<Frame>,
+    out: Sender<(Frame, Detections)>,
+    pool: Sender<RgbImage>,
+    control: Arc<Control>,
+) {
+    let stats = &control.stats;
+    loop {
+        let frame = match frames.recv_timeout(Duration::from_millis(250)) {
+            Ok(f) => f,
+            Err(RecvTimeoutError::Timeout) => {
+                // Idle is alive: nothing to do is not a stall.
+                stats.liveness_beat(Stage::Segment);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let t0 = Instant::now();
+        let result = segmenter.segment(&frame.image);
+        stats.liveness_beat(Stage::Segment);
+        match result {
+            Ok(det) => {
+                stats.segment.record(t0.elapsed());
+                if out.send((frame, det)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                stats.segment.error();
+                tracing::warn!(seq = frame.seq, error = %e, "segmentation failed; frame skipped");
+                let _ = pool.try_send(frame.image);
+            }
+        }
+    }
+}
+
+fn select_loop(
+    mut select: Box<dyn Select>,
+    segmented: Receiver<(Frame, Detections)>,
+    kept: Sender<KeptSample>,
+    pool: Sender<RgbImage>,
+    control: Arc<Control>,
+) {
+    let stats = &control.stats;
+    let mut held: HashMap<u64, (Frame, Detections)> = HashMap::new();
+    let dispatch = |decisions: Vec<Decided>, held: &mut HashMap<u64, (Frame, Detections)>| {
+        for d in decisions {
+            let Some((frame, detections)) = held.remove(&d.seq) else {
+                tracing::error!(
+                    seq = d.seq,
+                    "selection decided a frame it was never offered"
+                );
+                continue;
+            };
+            if d.keep {
+                stats.note_kept(&d.reasons);
+                let lag = frame.captured.wall.elapsed().unwrap_or_default();
+                stats.decision_lag.record(lag);
+                // Blocking send: the store's backpressure reaches back to here, never a drop.
+                if let Err(e) = kept.send(KeptSample {
+                    frame,
+                    detections,
+                    decision: d,
+                }) {
+                    tracing::error!(seq = e.0.frame.seq, "store stage gone; kept frame lost");
+                }
+            } else {
+                stats.skipped.increment();
+                let _ = pool.try_send(frame.image);
+            }
+        }
+    };
+    loop {
+        let (frame, det) = match segmented.recv_timeout(Duration::from_millis(250)) {
+            Ok(v) => v,
+            Err(RecvTimeoutError::Timeout) => {
+                stats.liveness_beat(Stage::Select);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let t0 = Instant::now();
+        let decisions = select.offer(frame.seq, frame.captured, &det);
+        stats.select.record(t0.elapsed());
+        stats.liveness_beat(Stage::Select);
+        held.insert(frame.seq, (frame, det));
+        dispatch(decisions, &mut held);
+    }
+    let decisions = select.finish();
+    dispatch(decisions, &mut held);
+    for (seq, (frame, _)) in held.drain() {
+        tracing::error!(seq, "selection never decided this frame; dropping it");
+        let _ = pool.try_send(frame.image);
+    }
+}
+
+fn store_loop(
+    mut sink: Box<dyn Sink>,
+    kept: Receiver<KeptSample>,
+    pool: Sender<RgbImage>,
+    control: Arc<Control>,
+) {
+    let stats = &control.stats;
+    loop {
+        let sample = match kept.recv_timeout(Duration::from_millis(250)) {
+            Ok(s) => s,
+            Err(RecvTimeoutError::Timeout) => {
+                stats.liveness_beat(Stage::Store);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let t0 = Instant::now();
+        match sink.write(&sample) {
+            Ok(report) => {
+                stats.store.record(t0.elapsed());
+                stats.note_stored(report);
+            }
+            Err(e) => {
+                stats.store.error();
+                tracing::error!(seq = sample.frame.seq, error = %e, "could not store a kept frame");
+            }
+        }
+        stats.liveness_beat(Stage::Store);
+        let _ = pool.try_send(sample.frame.image);
+    }
+}
+
+/// The pipeline's stages, for liveness and statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Capture,
+    Segment,
+    Select,
+    Store,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Capture, Stage::Segment, Stage::Select, Stage::Store];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Capture => "capture",
+            Stage::Segment => "segment",
+            Stage::Select => "select",
+            Stage::Store => "store",
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch, for metadata.
+pub fn unix_nanos(t: SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}

@@ -1,0 +1,294 @@
+//! The wiring with stand-in stages: ordering, drop-oldest, drain on stop, per-frame errors.
+
+use super::*;
+use crate::capture::{CaptureError, FrameMeta};
+use crate::segment::{Architecture, ModelInfo, SegmentError};
+use std::sync::Mutex;
+
+/// Frames of a fixed size; frame `i` is filled with the byte `i % 251`. `bad` indices fail.
+struct CountingSource {
+    n: u64,
+    next: u64,
+    bad: Vec<u64>,
+    pace: Duration,
+}
+
+impl Source for CountingSource {
+    fn describe(&self) -> String {
+        "test:counting".into()
+    }
+
+    fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        if self.next >= self.n {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        thread::sleep(self.pace);
+        if self.bad.contains(&i) {
+            return Err(CaptureError::BadFrame {
+                file: Some(format!("{i}.jpg")),
+                reason: "corrupt".into(),
+            });
+        }
+        if image.dimensions() != (8, 4) {
+            *image = RgbImage::new(8, 4);
+        }
+        image.fill((i % 251) as u8);
+        Ok(Some(FrameMeta {
+            index: i,
+            ..Default::default()
+        }))
+    }
+}
+
+struct FakeSegmenter {
+    info: ModelInfo,
+    delay: Duration,
+    fail_on_byte: Option<u8>,
+}
+
+impl FakeSegmenter {
+    fn new(delay: Duration) -> Self {
+        Self {
+            info: ModelInfo {
+                name: "fake".into(),
+                path: "fake".into(),
+                sha256: String::new(),
+                class_names: vec!["thing".to_string()].into(),
+                trained_imgsz: None,
+                architecture: Architecture {
+                    num_classes: 1,
+                    num_masks: 0,
+                    proto_channels: 0,
+                    reg_max: 0,
+                    backbone_widths: vec![],
+                    neck_widths: [0; 3],
+                    c2f_depths: vec![],
+                },
+            },
+            delay,
+            fail_on_byte: None,
+        }
+    }
+}
+
+impl Segmenter for FakeSegmenter {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn segment(&mut self, image: &RgbImage) -> Result<Detections, SegmentError> {
+        thread::sleep(self.delay);
+        let first = image.as_raw()[0];
+        if Some(first) == self.fail_on_byte {
+            return Err(SegmentError::BadInput("test failure".into()));
+        }
+        Ok(Detections {
+            image_width: image.width(),
+            image_height: image.height(),
+            instances: vec![],
+            embedding: vec![first as f32],
+            class_names: self.info.class_names.clone(),
+            timings: Default::default(),
+        })
+    }
+}
+
+/// Holds every frame until the next one arrives, then keeps it when its byte is even.
+#[derive(Default)]
+struct HoldOneSelect {
+    held: Option<(u64, u8)>,
+}
+
+impl Select for HoldOneSelect {
+    fn offer(&mut self, seq: u64, _t: Timestamp, d: &Detections) -> Vec<Decided> {
+        let prev = self.held.replace((seq, d.embedding[0] as u8));
+        prev.map(decide).into_iter().collect()
+    }
+
+    fn finish(&mut self) -> Vec<Decided> {
+        self.held.take().map(decide).into_iter().collect()
+    }
+}
+
+fn decide((seq, byte): (u64, u8)) -> Decided {
+    Decided {
+        seq,
+        keep: byte % 2 == 0,
+        value: byte as f32,
+        reasons: vec!["even".into()],
+        record: serde_json::json!({ "byte": byte }),
+    }
+}
+
+#[derive(Clone, Default)]
+struct RecordingSink {
+    got: Arc<Mutex<Vec<(u64, u8, String)>>>,
+    delay: Duration,
+}
+
+impl Sink for RecordingSink {
+    fn write(&mut self, s: &KeptSample) -> Result<SinkReport, SinkError> {
+        thread::sleep(self.delay);
+        self.got.lock().unwrap().push((
+            s.frame.seq,
+            s.frame.image.as_raw()[0],
+            s.frame.origin.source.clone(),
+        ));
+        Ok(SinkReport::default())
+    }
+}
+
+fn stages(source: CountingSource, seg: FakeSegmenter, sink: RecordingSink) -> Stages {
+    Stages {
+        source: Box::new(source),
+        segmenter: Box::new(seg),
+        select: Box::new(HoldOneSelect::default()),
+        sink: Box::new(sink),
+    }
+}
+
+fn source(n: u64) -> CountingSource {
+    CountingSource {
+        n,
+        next: 0,
+        bad: vec![],
+        pace: Duration::ZERO,
+    }
+}
+
+#[test]
+fn every_frame_is_segmented_and_decided_when_nothing_is_slow() {
+    let sink = RecordingSink::default();
+    let control = Control::new();
+    let mut src = source(40);
+    // Pace capture so the segmenter (instant) never falls behind.
+    src.pace = Duration::from_millis(2);
+    run(
+        stages(src, FakeSegmenter::new(Duration::ZERO), sink.clone()),
+        RunLimits::default(),
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    let snap = control.stats.snapshot();
+    assert_eq!(snap.captured, 40);
+    assert_eq!(snap.segmented + snap.dropped, 40);
+    assert_eq!(snap.selected_kept + snap.skipped, snap.segmented);
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len() as u64, snap.selected_kept);
+    // Kept frames arrive in capture order, with their own pixels and origin.
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    for (seq, byte, origin) in &got {
+        assert_eq!(*byte as u64, seq % 251);
+        assert_eq!(byte % 2, 0);
+        assert_eq!(origin, "test:counting");
+    }
+}
+
+#[test]
+fn capture_drops_the_oldest_frame_instead_of_waiting_for_a_slow_model() {
+    let sink = RecordingSink::default();
+    let control = Control::new();
+    run(
+        stages(
+            source(200),
+            FakeSegmenter::new(Duration::from_millis(5)),
+            sink.clone(),
+        ),
+        RunLimits::default(),
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    let snap = control.stats.snapshot();
+    assert_eq!(snap.captured, 200);
+    assert!(
+        snap.dropped > 0,
+        "a 5 ms model cannot keep up with an unpaced source"
+    );
+    // Nothing vanishes: every captured frame was either dropped (counted) or segmented.
+    assert_eq!(snap.segmented + snap.dropped, 200);
+    assert_eq!(snap.selected_kept + snap.skipped, snap.segmented);
+    assert_eq!(sink.got.lock().unwrap().len() as u64, snap.selected_kept);
+    // The last frame is never the one dropped: the model always gets the newest.
+    assert_eq!(snap.stored, snap.selected_kept);
+}
+
+#[test]
+fn stop_drains_frames_in_flight_into_the_store() {
+    let sink = RecordingSink {
+        delay: Duration::from_millis(3),
+        ..Default::default()
+    };
+    let control = Control::new();
+    let c2 = control.clone();
+    let stopper = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(60));
+        c2.stop();
+    });
+    let mut src = source(u64::MAX);
+    src.pace = Duration::from_millis(1);
+    run(
+        stages(
+            src,
+            FakeSegmenter::new(Duration::from_millis(1)),
+            sink.clone(),
+        ),
+        RunLimits::default(),
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    stopper.join().unwrap();
+    let snap = control.stats.snapshot();
+    assert!(snap.captured > 0);
+    // Every frame selection kept reached the store before run() returned.
+    assert_eq!(snap.stored, snap.selected_kept);
+    assert_eq!(sink.got.lock().unwrap().len() as u64, snap.selected_kept);
+    assert_eq!(snap.selected_kept + snap.skipped, snap.segmented);
+}
+
+#[test]
+fn bad_frames_and_failed_inference_cost_one_frame_each() {
+    let sink = RecordingSink::default();
+    let control = Control::new();
+    let mut src = source(30);
+    src.bad = vec![3, 17];
+    src.pace = Duration::from_millis(2);
+    let mut seg = FakeSegmenter::new(Duration::ZERO);
+    seg.fail_on_byte = Some(10);
+    run(
+        stages(src, seg, sink.clone()),
+        RunLimits::default(),
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    let snap = control.stats.snapshot();
+    assert_eq!(snap.capture_errors, 2);
+    assert_eq!(snap.captured, 28);
+    assert_eq!(snap.segment_errors, 1);
+    assert_eq!(snap.segmented + snap.dropped + snap.segment_errors, 28);
+}
+
+#[test]
+fn limits_bound_the_run() {
+    let control = Control::new();
+    run(
+        stages(
+            source(1000),
+            FakeSegmenter::new(Duration::ZERO),
+            RecordingSink::default(),
+        ),
+        RunLimits {
+            max_frames: Some(25),
+            duration: None,
+        },
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    assert_eq!(control.stats.snapshot().captured, 25);
+}
