@@ -22,10 +22,12 @@
 //! segment, select (which decides the candidates it still holds) and store; then `run` returns.
 
 mod stats;
+mod status;
 #[cfg(test)]
 mod tests;
 
 pub use stats::{LatencySummary, StageCounters, Stats, StatsSnapshot};
+pub use status::{human_bytes, status_line, summary};
 
 use crate::capture::{CaptureError, Frame, Source, Timestamp};
 use crate::segment::{Detections, Segmenter};

@@ -11,6 +11,7 @@
 //!
 //! Architecture invariant: no file or network I/O after a model is loaded.
 
+mod config;
 mod error;
 mod layers;
 mod post;
@@ -18,6 +19,7 @@ mod pre;
 mod weights;
 mod yolov8_seg;
 
+pub use config::{DeviceChoice, ModelConfig, DEFAULT_MODEL, SYSTEM_MODEL_DIR};
 pub use error::SegmentError;
 pub use post::{postprocess, PostOptions, RawView};
 pub use pre::Letterbox;

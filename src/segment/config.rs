@@ -1,0 +1,228 @@
+//! `[model]`: which model runs, where, and its thresholds.
+
+use super::{ModelOptions, PostOptions};
+use crate::config::{check_range, ConfigError};
+use candle_core::{DType, Device};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// File name of the model that ships with edgesift (trained on the synthetic road scenes).
+pub const DEFAULT_MODEL: &str = "edgesift-road-n-seg.safetensors";
+
+/// Where packages install models.
+pub const SYSTEM_MODEL_DIR: &str = "/usr/share/edgesift/models";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Weights file (safetensors from scripts/export_ultralytics.py). A relative path is looked up
+    /// next to the config file, then in `models/` beside the config directory, then in
+    /// `$EDGESIFT_MODEL_DIR` and `/usr/share/edgesift/models`.
+    /// Default: `edgesift-road-n-seg.safetensors` (the bundled road model).
+    pub path: PathBuf,
+    /// `auto` (CUDA when this build has it and a GPU answers, else CPU), `cpu`, `cuda`, `cuda:N`.
+    /// Default: `auto`.
+    pub device: String,
+    /// Compute dtype: `f32`, `f16` or `bf16`. Default: `f32` (half precision pays on GPUs).
+    pub dtype: String,
+    /// Network input size in pixels (multiple of 32). Default: the size the model was trained at.
+    pub imgsz: Option<u32>,
+    /// Pad every frame to `imgsz x imgsz` instead of the next multiple of 32. Default: false.
+    pub square: bool,
+    /// Minimum class score of a detection, 0..1. Default: 0.25.
+    pub conf: f32,
+    /// NMS IoU threshold, 0..1. Default: 0.7.
+    pub iou: f32,
+    /// Most instances per frame. Default: 300.
+    pub max_det: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_MODEL),
+            device: "auto".into(),
+            dtype: "f32".into(),
+            imgsz: None,
+            square: false,
+            conf: 0.25,
+            iou: 0.7,
+            max_det: 300,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("conf", self.conf, 0.0, 1.0)?;
+        check_range("iou", self.iou, 0.0, 1.0)?;
+        check_range("max_det", self.max_det, 1, 10_000)?;
+        if let Some(s) = self.imgsz {
+            if s == 0 || s % 32 != 0 || s > 4096 {
+                return Err(ConfigError::new(
+                    "imgsz",
+                    format!("must be a multiple of 32 between 32 and 4096, got {s}"),
+                ));
+            }
+        }
+        self.parse_dtype()?;
+        self.parse_device()?;
+        if self.path.as_os_str().is_empty() {
+            return Err(ConfigError::new("path", "must name a model file"));
+        }
+        Ok(())
+    }
+
+    pub fn parse_dtype(&self) -> Result<DType, ConfigError> {
+        match self.dtype.as_str() {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(ConfigError::new(
+                "dtype",
+                format!("`{other}` is not one of f32, f16, bf16"),
+            )),
+        }
+    }
+
+    /// The device to run on. `auto` falls back to the CPU (with a log line) when no GPU is usable.
+    pub fn parse_device(&self) -> Result<DeviceChoice, ConfigError> {
+        let s = self.device.as_str();
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(DeviceChoice::Cuda(n)),
+                _ => Err(ConfigError::new(
+                    "device",
+                    format!("`{s}` is not one of auto, cpu, cuda, cuda:N"),
+                )),
+            },
+        }
+    }
+
+    /// Finds the weights file: absolute paths as they are, relative ones along the search path.
+    pub fn resolve_path(&self, config_dir: Option<&Path>) -> Result<PathBuf, ConfigError> {
+        let candidates = model_search_path(&self.path, config_dir);
+        candidates
+            .iter()
+            .find(|p| p.is_file())
+            .cloned()
+            .ok_or_else(|| {
+                let tried: Vec<String> =
+                    candidates.iter().map(|p| p.display().to_string()).collect();
+                ConfigError::new(
+                    "path",
+                    format!("model file not found (looked in: {})", tried.join(", ")),
+                )
+            })
+    }
+
+    /// The options the segmenter runs with, on an already chosen device.
+    pub fn options(&self, device: Device) -> Result<ModelOptions, ConfigError> {
+        Ok(ModelOptions {
+            device,
+            dtype: self.parse_dtype()?,
+            imgsz: self.imgsz.map(|s| [s, s]),
+            minimal_padding: !self.square,
+            post: PostOptions {
+                conf: self.conf,
+                iou: self.iou,
+                max_det: self.max_det,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// The `device` setting, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+fn model_search_path(path: &Path, config_dir: Option<&Path>) -> Vec<PathBuf> {
+    if path.is_absolute() {
+        return vec![path.to_owned()];
+    }
+    let mut out = Vec::new();
+    if let Some(dir) = config_dir {
+        out.push(dir.join(path));
+        if let Some(parent) = dir.parent() {
+            out.push(parent.join("models").join(path));
+        }
+    }
+    out.push(path.to_owned());
+    if let Some(dir) = std::env::var_os("EDGESIFT_MODEL_DIR") {
+        out.push(PathBuf::from(dir).join(path));
+    }
+    out.push(Path::new(SYSTEM_MODEL_DIR).join(path));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        ModelConfig::default().validate().unwrap();
+        assert_eq!(
+            ModelConfig::default().parse_device().unwrap(),
+            DeviceChoice::Auto
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let c = ModelConfig {
+            conf: 1.5,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "conf");
+        let c = ModelConfig {
+            imgsz: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "imgsz");
+        let c = ModelConfig {
+            device: "gpu".into(),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "device");
+        assert!(e.problem.contains("`gpu`"));
+        let c = ModelConfig {
+            device: "cuda:1".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.parse_device().unwrap(), DeviceChoice::Cuda(1));
+    }
+
+    #[test]
+    fn relative_paths_are_found_beside_the_config_and_in_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_dir = dir.path().join("config");
+        std::fs::create_dir_all(&cfg_dir).unwrap();
+        std::fs::create_dir_all(dir.path().join("models")).unwrap();
+        std::fs::write(dir.path().join("models/m.safetensors"), b"x").unwrap();
+        let c = ModelConfig {
+            path: "m.safetensors".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.resolve_path(Some(&cfg_dir)).unwrap(),
+            dir.path().join("models/m.safetensors")
+        );
+        let missing = ModelConfig {
+            path: "nope.safetensors".into(),
+            ..Default::default()
+        };
+        let e = missing.resolve_path(Some(&cfg_dir)).unwrap_err();
+        assert_eq!(e.key, "path");
+        assert!(e.problem.contains("nope.safetensors"));
+    }
+}
