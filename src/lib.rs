@@ -20,3 +20,4 @@ pub mod config;
 pub mod geometry;
 pub mod overlay;
 pub mod segment;
+pub mod store;
