@@ -7,3 +7,5 @@ mod util;
 mod parity;
 // Model files that are wrong in every way a user can get them wrong.
 mod model_errors;
+// The store: round trips, quota and free-space eviction, crash recovery, SIGKILL, check/ls/stats.
+mod store;

@@ -38,17 +38,16 @@ pub enum StoreError {
     /// There is no store at the directory (for commands that never create one).
     #[error("no edgesift store at {0} (no index.db)")]
     NoStore(PathBuf),
-    #[error("I/O error on {path}: {source}")]
+    // The cause is part of the message (not a `#[source]`) so that a log line shows it whole.
+    #[error("I/O error on {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("index error ({context}): {source}")]
+    #[error("index error ({context}): {cause}")]
     Db {
         context: String,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// A row or sidecar file that cannot be read back (damaged or edited by hand).
     #[error("corrupt record {what}: {reason}")]
@@ -63,7 +62,7 @@ impl StoreError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 
@@ -71,9 +70,9 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             StoreError::DiskFull { .. } => true,
-            StoreError::Io { source, .. } => is_enospc(source),
-            StoreError::Db { source, .. } => matches!(
-                source.sqlite_error_code(),
+            StoreError::Io { cause, .. } => is_enospc(cause),
+            StoreError::Db { cause, .. } => matches!(
+                cause.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DiskFull)
             ),
             _ => false,
@@ -95,9 +94,9 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for Result<T, rusqlite::Error> {
     fn db(self, context: &str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Db {
+        self.map_err(|cause| StoreError::Db {
             context: context.to_owned(),
-            source,
+            cause,
         })
     }
 }

@@ -99,6 +99,8 @@ mod layout;
 mod query;
 mod record;
 mod recovery;
+#[doc(hidden)]
+pub mod synthetic;
 mod upgrade;
 mod writer;
 
@@ -162,10 +164,12 @@ impl Store {
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&cfg.dir).map_err(|e| StoreError::io(&cfg.dir, e))?;
         let lock = fs::lock_exclusive(&cfg.dir)?;
+        let samples = cfg.dir.join(layout::SAMPLES_DIR);
+        std::fs::create_dir_all(&samples).map_err(|e| StoreError::io(&samples, e))?;
         let conn = db::open_rw(&cfg.dir.join(layout::INDEX_FILE), cfg.fsync)?;
         let mut store = Store {
             dir: cfg.dir.clone(),
-            samples: cfg.dir.join(layout::SAMPLES_DIR),
+            samples,
             cfg: cfg.clone(),
             conn,
             _lock: lock,

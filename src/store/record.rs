@@ -158,6 +158,54 @@ impl SampleRecord {
     }
 }
 
+impl SampleRecord {
+    /// The record as JSON (the sidecar's layout, with absolute paths), for `edgesift ls --json`
+    /// and other tools.
+    pub fn to_json(&self) -> serde_json::Value {
+        let file = |f: &StoredFile| {
+            serde_json::json!({
+                "path": f.path.display().to_string(),
+                "bytes": f.bytes,
+                "sha256": hex(&f.sha256),
+            })
+        };
+        let mut image = file(&self.image);
+        image["format"] = self.image_format.name().into();
+        image["width"] = self.width.into();
+        image["height"] = self.height.into();
+        serde_json::json!({
+            "id": self.id,
+            "seq": self.seq,
+            "captured": {
+                "wall": self.captured_rfc3339(),
+                "unix_ns": self.captured_unix_ns,
+                "monotonic_ns": self.captured_monotonic.as_nanos() as u64,
+            },
+            "source": {
+                "source": self.source,
+                "file": self.source_file,
+                "index": self.source_index,
+            },
+            "model": {"name": self.model_name, "sha256": self.model_sha256},
+            "image": image,
+            "masks": file(&self.masks),
+            "meta": file(&self.meta),
+            "value": self.value,
+            "reasons": self.reasons,
+            "selection": self.selection,
+            "instances": self.instances.iter().map(|i| serde_json::json!({
+                "id": i.index + 1,
+                "class_id": i.class_id,
+                "class_name": i.class_name,
+                "score": i.score,
+                "bbox_xyxy": [i.bbox.x1, i.bbox.y1, i.bbox.x2, i.bbox.y2],
+                "area": i.area,
+                "segmentation": {"size": [i.rle.height, i.rle.width], "counts": i.rle.to_compressed()},
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// The sidecar JSON of a sample: everything about it except the pixels. Written last, it makes
 /// the sample complete; the index row is derived from it (and can be rebuilt from it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
