@@ -3,8 +3,8 @@
 
 use edgesift::store::synthetic::{SyntheticSample, CLASSES};
 use edgesift::store::{
-    check_dir, CheckOptions, EvictionPolicy, Faults, ImageFormat, Issue, Order, Query,
-    SampleId, SampleRecord, Step, Store, StoreConfig, StoreError, StoreReader,
+    check_dir, CheckOptions, EvictionPolicy, Faults, ImageFormat, Issue, Order, Query, SampleId,
+    SampleRecord, Step, Store, StoreConfig, StoreError, StoreReader,
 };
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -30,7 +30,12 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_795_514_400 + secs)
 }
 
-fn insert(store: &mut Store, s: &SyntheticSample, seq: u64, value: f32) -> Result<SampleId, StoreError> {
+fn insert(
+    store: &mut Store,
+    s: &SyntheticSample,
+    seq: u64,
+    value: f32,
+) -> Result<SampleId, StoreError> {
     s.with_sample(seq, at(seq), value, |n| store.insert(n))
 }
 
@@ -66,7 +71,8 @@ fn insert_and_query_round_trip() {
     let d = tempfile::tempdir().unwrap();
     let mut store = Store::open(&cfg(d.path())).unwrap();
     assert!(store.recovery_report().is_clean());
-    let samples: Vec<SyntheticSample> = (0..4).map(|i| SyntheticSample::new(i, 96, 64, 5)).collect();
+    let samples: Vec<SyntheticSample> =
+        (0..4).map(|i| SyntheticSample::new(i, 96, 64, 5)).collect();
     let mut ids = Vec::new();
     for (i, s) in samples.iter().enumerate() {
         ids.push(insert(&mut store, s, i as u64 * 100, 0.1 * i as f32).unwrap());
@@ -83,7 +89,10 @@ fn insert_and_query_round_trip() {
         assert_eq!(rec.reasons, s.reasons);
         assert_eq!(rec.selection, s.selection);
         assert_eq!(rec.image_format, ImageFormat::Jpeg);
-        assert!(rec.image.path.starts_with(d.path().join("samples/2026/11/24")));
+        assert!(rec
+            .image
+            .path
+            .starts_with(d.path().join("samples/2026/11/24")));
         assert_eq!(rec.instances.len(), s.masks.len());
         for (k, inst) in rec.instances.iter().enumerate() {
             assert_eq!(inst.index as usize, k);
@@ -179,7 +188,11 @@ fn insert_and_query_round_trip() {
     // A clean close leaves nothing to recover; a reader sees the same.
     store.close().unwrap();
     let store = Store::open(&cfg(d.path())).unwrap();
-    assert!(store.recovery_report().is_clean(), "{:?}", store.recovery_report());
+    assert!(
+        store.recovery_report().is_clean(),
+        "{:?}",
+        store.recovery_report()
+    );
     assert_eq!(all(&store).len(), 4);
     let reader = StoreReader::open(d.path()).unwrap();
     let recs: Vec<_> = reader
@@ -221,6 +234,13 @@ fn bad_samples_cost_one_sample() {
 }
 
 #[test]
+fn the_store_moves_to_the_pipeline_thread() {
+    fn send<T: Send>() {}
+    send::<Store>();
+    send::<StoreReader>();
+}
+
+#[test]
 fn a_second_writer_and_a_check_are_locked_out() {
     let d = tempfile::tempdir().unwrap();
     let store = Store::open(&cfg(d.path())).unwrap();
@@ -249,11 +269,14 @@ fn quota_holds(policy: EvictionPolicy) {
     c.eviction = policy;
     c.fsync = false;
     let mut store = Store::open(&c).unwrap();
-    let pool: Vec<SyntheticSample> = (0..4).map(|i| SyntheticSample::new(i, 320, 240, 6)).collect();
+    let pool: Vec<SyntheticSample> = (0..4)
+        .map(|i| SyntheticSample::new(i, 320, 240, 6))
+        .collect();
     let mut values = std::collections::HashMap::new();
     let mut evicted_total = 0;
     for i in 0..40u64 {
-        let before: BTreeSet<SampleId> = store.ids(&Query::default()).unwrap().into_iter().collect();
+        let before: BTreeSet<SampleId> =
+            store.ids(&Query::default()).unwrap().into_iter().collect();
         let value = ((i * 37) % 11) as f32 / 10.0;
         let id = insert(&mut store, &pool[(i % 4) as usize], i, value).unwrap();
         values.insert(id, value);
@@ -265,13 +288,25 @@ fn quota_holds(policy: EvictionPolicy) {
         if policy == EvictionPolicy::LowestValue {
             order.sort_by(|a, b| values[a].total_cmp(&values[b]).then(a.cmp(b)));
         }
-        assert_eq!(gone, order[..gone.len()].to_vec().into_iter().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>(), "insert {i}");
+        let expected: BTreeSet<SampleId> = order[..gone.len()].iter().copied().collect();
+        assert_eq!(
+            gone.iter().copied().collect::<BTreeSet<_>>(),
+            expected,
+            "insert {i}"
+        );
         assert!(after.contains(&id));
         // The quota, as the store counts it and as the disk shows it.
-        assert!(store.quota_used() <= c.max_bytes, "{} > max", store.quota_used());
+        assert!(
+            store.quota_used() <= c.max_bytes,
+            "{} > max",
+            store.quota_used()
+        );
         assert!(disk_usage(&d.path().join("samples")) <= c.max_bytes);
     }
-    assert!(evicted_total > 10, "only {evicted_total} evictions: test too small");
+    assert!(
+        evicted_total > 10,
+        "only {evicted_total} evictions: test too small"
+    );
     assert_eq!(store.counters().evicted as usize, evicted_total);
     assert_clean(&store);
 }
@@ -328,7 +363,11 @@ fn lowest_value_keeps_the_valuable_samples_that_oldest_drops() {
             insert(&mut store, &s, i, 0.1).unwrap();
         }
         assert!(store.counters().evicted > 0);
-        assert_eq!(store.sample(precious).unwrap().is_some(), kept, "{policy:?}");
+        assert_eq!(
+            store.sample(precious).unwrap().is_some(),
+            kept,
+            "{policy:?}"
+        );
     }
 }
 
@@ -365,8 +404,11 @@ fn a_disk_filled_by_something_else_refuses_without_emptying_the_store() {
     c.fsync = false;
     let free = Arc::new(AtomicU64::new(100 * MIB));
     let probe = free.clone();
-    let mut store =
-        Store::open_with(&c, Box::new(move |_: &Path| Ok(probe.load(Ordering::SeqCst)))).unwrap();
+    let mut store = Store::open_with(
+        &c,
+        Box::new(move |_: &Path| Ok(probe.load(Ordering::SeqCst))),
+    )
+    .unwrap();
     let s = SyntheticSample::new(5, 160, 120, 4);
     for i in 0..5 {
         insert(&mut store, &s, i, 0.5).unwrap();
@@ -426,7 +468,9 @@ fn recovery_from_every_crash_point() {
         let mut c = cfg(d.path());
         c.max_bytes = MIB;
         c.eviction = EvictionPolicy::Oldest;
-        let pool: Vec<SyntheticSample> = (0..3).map(|i| SyntheticSample::new(i, 320, 240, 6)).collect();
+        let pool: Vec<SyntheticSample> = (0..3)
+            .map(|i| SyntheticSample::new(i, 320, 240, 6))
+            .collect();
         let mut store = Store::open(&c).unwrap();
         // Fill until the quota bites, so that the next insert evicts.
         let mut seq = 0;
@@ -441,7 +485,10 @@ fn recovery_from_every_crash_point() {
             ..Default::default()
         });
         let e = insert(&mut store, &pool[0], seq, 0.5).unwrap_err();
-        assert!(matches!(e, StoreError::InjectedCrash(s) if s == step), "{step:?}: {e}");
+        assert!(
+            matches!(e, StoreError::InjectedCrash(s) if s == step),
+            "{step:?}: {e}"
+        );
         drop(store); // the process dies here
 
         let store = Store::open(&c).unwrap();
@@ -528,7 +575,10 @@ fn index_versions_are_checked() {
     store.close().unwrap();
     // A version-1 index opens as is.
     let store = Store::open(&c).unwrap();
-    assert_eq!(store.stats().unwrap().schema_version, edgesift::store::SCHEMA_VERSION);
+    assert_eq!(
+        store.stats().unwrap().schema_version,
+        edgesift::store::SCHEMA_VERSION
+    );
     assert_eq!(store.len(), 1);
     store.close().unwrap();
     // One from a newer edgesift is refused, by the writer and by readers, and left untouched.
@@ -538,7 +588,14 @@ fn index_versions_are_checked() {
         .unwrap();
     let e = Store::open(&c).err().expect("newer schema refused");
     assert!(
-        matches!(e, StoreError::SchemaTooNew { found: 99, supported: 1, .. }),
+        matches!(
+            e,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("99"), "{e}");
@@ -548,7 +605,11 @@ fn index_versions_are_checked() {
     ));
     // Something that is not an index at all.
     let d2 = tempfile::tempdir().unwrap();
-    std::fs::write(d2.path().join("index.db"), b"not sqlite at all, just some bytes....").unwrap();
+    std::fs::write(
+        d2.path().join("index.db"),
+        b"not sqlite at all, just some bytes....",
+    )
+    .unwrap();
     assert!(matches!(
         Store::open(&cfg(d2.path())),
         Err(StoreError::NotAnIndex { .. })
@@ -570,8 +631,17 @@ fn check_command_reports_a_missing_and_a_stray_file() {
     let recs = all(&store);
     store.close().unwrap();
 
-    let ok = edgesift().arg("check").arg("--dir").arg(d.path()).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let ok = edgesift()
+        .arg("check")
+        .arg("--dir")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 
     std::fs::remove_file(&recs[1].image.path).unwrap();
     let stray = recs[0].image.path.parent().unwrap().join("holiday.jpg");
@@ -581,13 +651,23 @@ fn check_command_reports_a_missing_and_a_stray_file() {
         id: recs[1].id,
         path: recs[1].image.path.clone()
     }));
-    assert!(report.issues.contains(&Issue::Unknown { path: stray.clone() }));
+    assert!(report.issues.contains(&Issue::Unknown {
+        path: stray.clone()
+    }));
     assert_eq!(report.issues.len(), 2, "{:?}", report.issues);
 
-    let out = edgesift().arg("check").arg("--dir").arg(d.path()).output().unwrap();
+    let out = edgesift()
+        .arg("check")
+        .arg("--dir")
+        .arg(d.path())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{text}");
-    assert!(text.contains(&recs[1].image.path.display().to_string()), "{text}");
+    assert!(
+        text.contains(&recs[1].image.path.display().to_string()),
+        "{text}"
+    );
     assert!(text.contains(&stray.display().to_string()), "{text}");
     assert!(text.contains("INCONSISTENT"), "{text}");
 
@@ -599,10 +679,22 @@ fn check_command_reports_a_missing_and_a_stray_file() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{text}");
-    assert!(!text.contains(&recs[1].image.path.display().to_string()), "{text}");
+    assert!(
+        !text.contains(&recs[1].image.path.display().to_string()),
+        "{text}"
+    );
     std::fs::remove_file(&stray).unwrap();
-    let out = edgesift().arg("check").arg("--dir").arg(d.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = edgesift()
+        .arg("check")
+        .arg("--dir")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -615,13 +707,31 @@ fn ls_and_stats_commands() {
     }
     store.close().unwrap();
     let run = |args: &[&str]| {
-        let out = edgesift().args(args).arg("--dir").arg(d.path()).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = edgesift()
+            .args(args)
+            .arg("--dir")
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
-    let lines = run(&["ls", "--json", "--class", "dog", "--since", "2026-11-24T10:01:00Z"]);
-    let got: Vec<serde_json::Value> =
-        lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = run(&[
+        "ls",
+        "--json",
+        "--class",
+        "dog",
+        "--since",
+        "2026-11-24T10:01:00Z",
+    ]);
+    let got: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let want: Vec<i64> = pool
         .iter()
         .enumerate()
@@ -630,7 +740,12 @@ fn ls_and_stats_commands() {
         .rev()
         .collect();
     assert!(!want.is_empty());
-    assert_eq!(got.iter().map(|j| j["id"].as_i64().unwrap()).collect::<Vec<_>>(), want);
+    assert_eq!(
+        got.iter()
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        want
+    );
     assert!(got.iter().all(|j| j["instances"]
         .as_array()
         .unwrap()
@@ -664,7 +779,14 @@ fn survives_sigkill_at_random_moments() {
     let mut acknowledged_total = 0;
     for round in 0..10 {
         let mut child = edgesift()
-            .args(["store-stress", "--max-bytes", "1048576", "--eviction", "oldest", "--dir"])
+            .args([
+                "store-stress",
+                "--max-bytes",
+                "1048576",
+                "--eviction",
+                "oldest",
+                "--dir",
+            ])
             .arg(d.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -698,7 +820,10 @@ fn survives_sigkill_at_random_moments() {
         acknowledged_total += 1;
 
         let report = check_dir(d.path(), &CheckOptions::default()).unwrap();
-        eprintln!("round {round}: before recovery {} issue(s)", report.issues.len());
+        eprintln!(
+            "round {round}: before recovery {} issue(s)",
+            report.issues.len()
+        );
         let store = Store::open(&cfg(d.path())).unwrap();
         assert_clean(&store);
         let recs = all(&store);

@@ -83,7 +83,13 @@ pub fn run(a: LsArgs) -> anyhow::Result<ExitCode> {
         }
         let instances = counts
             .iter()
-            .map(|(c, n)| if *n == 1 { c.clone() } else { format!("{c}x{n}") })
+            .map(|(c, n)| {
+                if *n == 1 {
+                    c.clone()
+                } else {
+                    format!("{c}x{n}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ");
         writeln!(
@@ -150,7 +156,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 'w' => 604_800,
                 _ => bail!("unknown unit `{c}`"),
             };
-            let n: u64 = num.parse().map_err(|_| anyhow!("a number must precede `{c}`"))?;
+            let n: u64 = num
+                .parse()
+                .map_err(|_| anyhow!("a number must precede `{c}`"))?;
             total = n
                 .checked_mul(unit)
                 .and_then(|v| total.checked_add(v))

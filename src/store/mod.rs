@@ -164,9 +164,12 @@ impl Store {
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&cfg.dir).map_err(|e| StoreError::io(&cfg.dir, e))?;
         let lock = fs::lock_exclusive(&cfg.dir)?;
-        let samples = cfg.dir.join(layout::SAMPLES_DIR);
-        std::fs::create_dir_all(&samples).map_err(|e| StoreError::io(&samples, e))?;
         let conn = db::open_rw(&cfg.dir.join(layout::INDEX_FILE), cfg.fsync)?;
+        let samples = fs::ensure_dir(&cfg.dir, Path::new(layout::SAMPLES_DIR), cfg.fsync)?;
+        if cfg.fsync {
+            // The directory entries of a new index.db (and its -wal) are durable too.
+            fs::sync_dir(&cfg.dir)?;
+        }
         let mut store = Store {
             dir: cfg.dir.clone(),
             samples,

@@ -69,7 +69,10 @@ impl SyntheticSample {
             let x = rng.below(width.saturating_sub(w));
             let y = rng.below(height.saturating_sub(h));
             let rect = PixelRect::new(x, y, w.min(width - x), h.min(height - y));
-            let (cx, cy) = (rect.x as f32 + rect.width as f32 / 2.0, rect.y as f32 + rect.height as f32 / 2.0);
+            let (cx, cy) = (
+                rect.x as f32 + rect.width as f32 / 2.0,
+                rect.y as f32 + rect.height as f32 / 2.0,
+            );
             let (rx, ry) = (rect.width as f32 / 2.0, rect.height as f32 / 2.0);
             let mask = Mask::from_fn(width, height, rect, |px, py| {
                 let dx = (px as f32 + 0.5 - cx) / rx;
