@@ -551,12 +551,19 @@ fn recovery_drops_damaged_rows_and_reindexes_complete_orphans() {
     }
     let tmp = recs[3].image.path.with_extension("jpg.tmp");
     std::fs::write(&tmp, b"half").unwrap();
+    // A PNG beside sample 4's JPEG: a Store interrupted before `image_format` changed.
+    let other_format = recs[3].image.path.with_extension("png");
+    std::fs::write(&other_format, b"png?").unwrap();
 
     let store = Store::open(&c).unwrap();
     let r = store.recovery_report();
     assert_eq!(r.damaged_rows_removed, vec![1, 2]);
     assert_eq!(r.reindexed, vec![3]);
-    assert_eq!(r.temp_files_removed, vec![tmp.clone()]);
+    assert_eq!(
+        r.temp_files_removed,
+        vec![tmp.clone(), other_format.clone()]
+    );
+    assert!(!other_format.exists() && recs[3].image.path.exists());
     assert_eq!(store.ids(&Query::default()).unwrap(), vec![3, 4]);
     assert!(!recs[0].image.path.exists() && !recs[1].meta.path.exists());
     let again = store.sample(3).unwrap().unwrap();

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 pub struct RecoveryReport {
     /// Interrupted evictions completed (step 3).
     pub garbage_completed: Vec<SampleId>,
-    /// Temporary files removed (step 4).
+    /// Temporary files (step 4) and leftovers of interrupted writes beside an indexed sample
+    /// (step 6) removed.
     pub temp_files_removed: Vec<PathBuf>,
     /// Rows removed because their files were missing or of the wrong size (step 5).
     pub damaged_rows_removed: Vec<SampleId>,
@@ -76,7 +77,7 @@ impl Store {
         // Step 5: rows whose files are missing or short.
         let rows = db::file_rows(&self.conn)?;
         let mut damaged = Vec::new();
-        let mut indexed: HashMap<(String, String), SampleId> = HashMap::new();
+        let mut indexed: HashMap<(String, String), FileKind> = HashMap::new();
         for r in &rows {
             let key = (r.dir.clone(), r.stem.clone());
             let found = by_stem.get(&key);
@@ -105,7 +106,7 @@ impl Store {
                 })
                 .collect();
             if problems.is_empty() {
-                indexed.insert(key, r.id);
+                indexed.insert(key, FileKind::Image(r.image_format()));
             } else {
                 tracing::warn!(id = r.id, dir = r.dir, problems = ?problems, "removing damaged sample");
                 damaged.push(r.id);
@@ -123,7 +124,20 @@ impl Store {
         let max_row_id = rows.iter().map(|r| r.id).max().unwrap_or(0);
         next = next.max(max_row_id + 1);
         for ((rel_dir, stem), group) in by_stem {
-            if indexed.contains_key(&(rel_dir.clone(), stem.clone())) {
+            if let Some(&image) = indexed.get(&(rel_dir.clone(), stem.clone())) {
+                // An indexed sample; an image of the other format beside it is not its file
+                // (a Store interrupted before a change of `image_format`).
+                for f in &group {
+                    if let Name::Sample { kind, .. } = f.parsed {
+                        if matches!(kind, FileKind::Image(_)) && kind != image {
+                            let p = f.path(&self.samples);
+                            tracing::info!(path = %p.display(), "removing a leftover image");
+                            fs::remove_if_exists(&p)?;
+                            report.temp_files_removed.push(p);
+                            touched_dirs.insert(rel_dir.clone());
+                        }
+                    }
+                }
                 continue;
             }
             let id = match &group[0].parsed {
