@@ -22,3 +22,4 @@ pub mod geometry;
 pub mod overlay;
 pub mod pipeline;
 pub mod segment;
+pub mod store;

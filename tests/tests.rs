@@ -9,3 +9,5 @@ mod parity;
 mod model_errors;
 // The COCO evaluator against pycocotools.
 mod eval;
+// The store: round trips, quota and free-space eviction, crash recovery, SIGKILL, check/ls/stats.
+mod store;

@@ -1,6 +1,10 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
+mod check;
+mod ls;
 mod segment;
+mod stats;
+mod store_stress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,11 +27,25 @@ pub struct Cli {
 pub enum Command {
     /// Segment one image (or run the bare network on a tensor file, for parity checks).
     Segment(segment::SegmentArgs),
+    /// Verify the store: index integrity, every sample's files, no stray or leftover files.
+    /// Exits 3 when the store is inconsistent.
+    Check(check::CheckArgs),
+    /// List stored samples, newest first.
+    Ls(ls::LsArgs),
+    /// Totals of the store: samples, bytes, classes, reasons, time span, free space.
+    Stats(stats::StatsArgs),
+    /// Insert made-up samples in a loop (crash tests, trying a store out).
+    #[command(hide = true)]
+    StoreStress(store_stress::StoreStressArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Segment(a) => segment::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Ls(a) => ls::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::StoreStress(a) => store_stress::run(a),
     }
 }
 
