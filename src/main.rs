@@ -1,7 +1,8 @@
 //! The `edgesift` command: thin glue over the library (see `docs/ARCHITECTURE.md`).
 //!
 //! The only place that uses `anyhow` and chooses exit codes: 0 success, 1 runtime failure,
-//! 2 bad usage or configuration (clap's own convention for usage errors).
+//! 2 bad usage or configuration (clap's own convention for usage errors), 3 `edgesift check`
+//! found an inconsistent store.
 
 mod cli;
 

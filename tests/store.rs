@@ -847,3 +847,39 @@ fn survives_sigkill_at_random_moments() {
     }
     assert_eq!(acknowledged_total, 10);
 }
+
+#[test]
+fn reloaded_settings_apply_from_the_next_insert_and_restart_only_keys_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.fsync = false;
+    let mut store = Store::open(&c).unwrap();
+    let s = SyntheticSample::new(1, 640, 480, 6);
+    let mut i = 0;
+    while store.quota_used() < 3 * MIB {
+        insert(&mut store, &s, i, 0.5).unwrap();
+        i += 1;
+    }
+    let used = store.quota_used();
+    // A lower quota evicts down to it at the next insert.
+    let mut smaller = c.clone();
+    smaller.max_bytes = used / 3;
+    store.reconfigure(&smaller).unwrap();
+    insert(&mut store, &s, 100, 0.5).unwrap();
+    assert!(store.quota_used() <= smaller.max_bytes);
+    assert!(store.counters().evicted > 0);
+    // The directory and fsync need a restart; the store keeps its settings.
+    let mut moved = smaller.clone();
+    moved.dir = d.path().join("elsewhere");
+    assert!(matches!(
+        store.reconfigure(&moved),
+        Err(StoreError::NeedsRestart { key: "dir" })
+    ));
+    let mut durable = smaller.clone();
+    durable.fsync = true;
+    assert!(matches!(
+        store.reconfigure(&durable),
+        Err(StoreError::NeedsRestart { key: "fsync" })
+    ));
+    assert_clean(&store);
+}

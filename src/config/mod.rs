@@ -2,10 +2,167 @@
 //!
 //! Each stage owns the struct of its own section (`[source]`, `[model]`, `[select]`, `[store]`,
 //! ...) next to its code, with serde defaults documented on the fields; this module composes them,
-//! reads the file, and turns every problem into a [`ConfigError`] that names the key.
+//! reads the file, and turns every problem into an error that names the key: unknown keys and
+//! wrong types from deserialisation (with the line), out-of-range values from each section's
+//! `validate`.
 //!
 //! Architecture invariant: no other module reads the config file or the environment.
 
 mod error;
 
 pub use error::{check_range, ConfigError};
+
+use crate::pipeline::PipelineConfig;
+use crate::segment::ModelConfig;
+use crate::store::StoreConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole file. Every section may be left out; its defaults then apply.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub store: StoreConfig,
+    pub pipeline: PipelineConfig,
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax errors, unknown keys and wrong types, with the key path and TOML's own pointer to
+    /// the line.
+    #[error("{path}: {key}: {message}")]
+    Parse {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: ConfigError,
+    },
+}
+
+impl ConfigFileError {
+    /// The dotted key at fault, when one is.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigFileError::Io { .. } => None,
+            ConfigFileError::Parse { key, .. } => Some(key),
+            ConfigFileError::Invalid { source, .. } => Some(&source.key),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ParseError::Syntax { key, message } => ConfigFileError::Parse {
+                path: path.to_owned(),
+                key,
+                message,
+            },
+            ParseError::Invalid(source) => ConfigFileError::Invalid {
+                path: path.to_owned(),
+                source,
+            },
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let de = toml::de::Deserializer::parse(text).map_err(|e| ParseError::Syntax {
+            key: "(file)".into(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ParseError::Syntax {
+                key: if key == "." { "(file)".into() } else { key },
+                message: e.into_inner().to_string().trim_end().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(ParseError::Invalid)?;
+        Ok(cfg)
+    }
+
+    /// Checks every section, naming the key (with its section) of the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.model.validate().map_err(|e| e.within("model"))?;
+        self.store.validate().map_err(|e| e.within("store"))?;
+        self.pipeline.validate().map_err(|e| e.within("pipeline"))?;
+        Ok(())
+    }
+}
+
+/// A config text that does not parse or validate.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("{key}: {message}")]
+    Syntax { key: String, message: String },
+    #[error(transparent)]
+    Invalid(ConfigError),
+}
+
+impl ParseError {
+    pub fn key(&self) -> &str {
+        match self {
+            ParseError::Syntax { key, .. } => key,
+            ParseError::Invalid(e) => &e.key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_name_their_full_path() {
+        let e = Config::parse("[store]\nmax_byte = 5\n").unwrap_err();
+        assert_eq!(e.key(), "store.max_byte");
+        assert!(e.to_string().contains("unknown field `max_byte`"), "{e}");
+        let e = Config::parse("[modle]\n").unwrap_err();
+        assert_eq!(e.key(), "modle");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_the_line() {
+        let e = Config::parse("[model]\nconf = \"high\"\n").unwrap_err();
+        assert_eq!(e.key(), "model.conf");
+        let msg = e.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_section_and_key() {
+        let e = Config::parse("[model]\niou = 2.0\n").unwrap_err();
+        assert_eq!(e.key(), "model.iou");
+        assert!(e.to_string().contains("between 0 and 1"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_line() {
+        let e = Config::parse("[model\nconf = 0.3\n").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+}

@@ -21,13 +21,17 @@
 //! Shutdown: [`Control::stop`] (SIGTERM/SIGINT) stops capture; the frames in flight drain through
 //! segment, select (which decides the candidates it still holds) and store; then `run` returns.
 
+mod config;
 mod stats;
 mod status;
+mod store_sink;
 #[cfg(test)]
 mod tests;
 
+pub use config::PipelineConfig;
 pub use stats::{LatencySummary, StageCounters, Stats, StatsSnapshot};
 pub use status::{human_bytes, status_line, summary};
+pub use store_sink::StoreSink;
 
 use crate::capture::{CaptureError, Frame, Source, Timestamp};
 use crate::segment::{Detections, Segmenter};
@@ -60,6 +64,10 @@ pub trait Select: Send {
     fn offer(&mut self, seq: u64, captured: Timestamp, detections: &Detections) -> Vec<Decided>;
     /// End of stream: decides every frame still held.
     fn finish(&mut self) -> Vec<Decided>;
+    /// Applies a reloaded configuration (SIGHUP); an error keeps the old settings.
+    fn reconfigure(&mut self, _config: &crate::config::Config) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A frame on its way to storage.
@@ -73,6 +81,10 @@ pub struct KeptSample {
 pub trait Sink: Send {
     /// Writes one kept sample durably. An error costs this sample only.
     fn write(&mut self, sample: &KeptSample) -> Result<SinkReport, SinkError>;
+    /// Applies a reloaded configuration (SIGHUP); an error keeps the old settings.
+    fn reconfigure(&mut self, _config: &crate::config::Config) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What a write did besides storing the sample.
@@ -123,10 +135,14 @@ impl Default for Queues {
     }
 }
 
-/// Shared run state: the stop request, and the liveness and statistics of every stage.
+/// Shared run state: the stop request, pending reloads, and the liveness and statistics of
+/// every stage.
 #[derive(Debug, Default)]
 pub struct Control {
     stop: AtomicBool,
+    /// A reloaded configuration not yet picked up by selection / by the store.
+    reload_select: std::sync::Mutex<Option<Arc<crate::config::Config>>>,
+    reload_store: std::sync::Mutex<Option<Arc<crate::config::Config>>>,
     pub stats: Stats,
 }
 
@@ -142,6 +158,36 @@ impl Control {
 
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Hands a new, already validated configuration to selection and storage; each applies it
+    /// between two frames (the model is not touched).
+    pub fn reload(&self, config: Arc<crate::config::Config>) {
+        *lock(&self.reload_select) = Some(config.clone());
+        *lock(&self.reload_store) = Some(config);
+    }
+
+    fn take_reload(&self, stage: Stage) -> Option<Arc<crate::config::Config>> {
+        match stage {
+            Stage::Select => lock(&self.reload_select).take(),
+            Stage::Store => lock(&self.reload_store).take(),
+            Stage::Capture | Stage::Segment => None,
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn apply_reload(stage: Stage, result: Result<(), String>) {
+    match result {
+        Ok(()) => tracing::info!(stage = stage.name(), "configuration reloaded"),
+        Err(e) => tracing::error!(
+            stage = stage.name(),
+            error = %e,
+            "reloaded configuration refused; keeping the previous settings"
+        ),
     }
 }
 
@@ -434,6 +480,9 @@ fn select_loop(
         }
     };
     loop {
+        if let Some(cfg) = control.take_reload(Stage::Select) {
+            apply_reload(Stage::Select, select.reconfigure(&cfg));
+        }
         let (frame, det) = match segmented.recv_timeout(Duration::from_millis(250)) {
             Ok(v) => v,
             Err(RecvTimeoutError::Timeout) => {
@@ -465,6 +514,9 @@ fn store_loop(
 ) {
     let stats = &control.stats;
     loop {
+        if let Some(cfg) = control.take_reload(Stage::Store) {
+            apply_reload(Stage::Store, sink.reconfigure(&cfg));
+        }
         let sample = match kept.recv_timeout(Duration::from_millis(250)) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => {

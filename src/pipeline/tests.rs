@@ -292,3 +292,56 @@ fn limits_bound_the_run() {
     .unwrap();
     assert_eq!(control.stats.snapshot().captured, 25);
 }
+
+/// Counts reconfigurations; refuses them when told to.
+struct ReloadProbe {
+    inner: HoldOneSelect,
+    seen: Arc<Mutex<Vec<f32>>>,
+}
+
+impl Select for ReloadProbe {
+    fn offer(&mut self, seq: u64, t: Timestamp, d: &Detections) -> Vec<Decided> {
+        self.inner.offer(seq, t, d)
+    }
+
+    fn finish(&mut self) -> Vec<Decided> {
+        self.inner.finish()
+    }
+
+    fn reconfigure(&mut self, config: &crate::config::Config) -> Result<(), String> {
+        self.seen.lock().unwrap().push(config.model.conf);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_reload_reaches_selection_between_frames() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let control = Control::new();
+    let c2 = control.clone();
+    let reloader = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(30));
+        let mut cfg = crate::config::Config::default();
+        cfg.model.conf = 0.42;
+        c2.reload(Arc::new(cfg));
+    });
+    let mut src = source(60);
+    src.pace = Duration::from_millis(2);
+    run(
+        Stages {
+            source: Box::new(src),
+            segmenter: Box::new(FakeSegmenter::new(Duration::ZERO)),
+            select: Box::new(ReloadProbe {
+                inner: HoldOneSelect::default(),
+                seen: seen.clone(),
+            }),
+            sink: Box::new(RecordingSink::default()),
+        },
+        RunLimits::default(),
+        Queues::default(),
+        control,
+    )
+    .unwrap();
+    reloader.join().unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![0.42]);
+}

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// `index.db` is not an edgesift index (or is damaged beyond SQLite's own recovery).
     #[error("index {path} is not a usable edgesift index: {reason}")]
     NotAnIndex { path: PathBuf, reason: String },
+    /// A reloaded configuration changes what only a restart can change.
+    #[error("store.{key} cannot change while running (restart edgesift to apply it)")]
+    NeedsRestart { key: &'static str },
     /// There is no store at the directory (for commands that never create one).
     #[error("no edgesift store at {0} (no index.db)")]
     NoStore(PathBuf),

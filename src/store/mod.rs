@@ -210,6 +210,26 @@ impl Store {
         &self.dir
     }
 
+    /// Applies a reloaded `[store]` section (SIGHUP). The directory and `fsync` are fixed for the
+    /// life of an open store; everything else takes effect from the next insert (a lower quota
+    /// evicts down to it then).
+    pub fn reconfigure(&mut self, cfg: &StoreConfig) -> Result<(), StoreError> {
+        if cfg.dir != self.cfg.dir {
+            return Err(StoreError::NeedsRestart { key: "dir" });
+        }
+        if cfg.fsync != self.cfg.fsync {
+            return Err(StoreError::NeedsRestart { key: "fsync" });
+        }
+        self.cfg = cfg.clone();
+        tracing::info!(
+            max_bytes = cfg.max_bytes,
+            min_free_bytes = cfg.min_free_bytes,
+            eviction = cfg.eviction.name(),
+            "store settings reloaded"
+        );
+        Ok(())
+    }
+
     /// What *Startup* found and repaired.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
