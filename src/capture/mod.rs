@@ -13,8 +13,10 @@
 //! Buffers are recycled: [`Source::next_frame`] writes into an image it is handed, so the hot path
 //! allocates nothing once the pool is warm.
 
+pub mod convert;
 mod truth;
 
+pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};
 
 use image::RgbImage;
