@@ -427,28 +427,52 @@ fn internal(
 }
 
 /// Decodes JPEG/MJPEG frames into RGB images.
-#[derive(Debug, Clone)]
+///
+/// Many UVC cameras leave the Huffman tables out of their MJPEG frames and rely on the
+/// standard ones (JPEG Annex K.3, as in AVI files); such frames are marked as AVI1 MJPEG
+/// before decoding so that the decoder supplies those tables.
+#[derive(Debug, Clone, Default)]
 pub struct JpegDecoder {
     /// When set, frames of any other size are errors (a camera's negotiated size).
     expected: Option<(u32, u32)>,
+    /// A frame with the AVI1 marker added, reused.
+    scratch: Vec<u8>,
 }
+
+/// An APP0 segment saying "AVI1 MJPEG": use the standard Huffman tables where none are given.
+const AVI1_APP0: [u8; 9] = [0xFF, 0xE0, 0x00, 0x07, b'A', b'V', b'I', b'1', 0x00];
 
 impl JpegDecoder {
     /// A decoder for JPEGs of any size up to [`MAX_JPEG_SIDE`].
     pub fn new() -> Self {
-        Self { expected: None }
+        Self::default()
     }
 
     /// A decoder that accepts only `width x height` frames.
     pub fn expecting(width: u32, height: u32) -> Self {
         Self {
             expected: Some((width, height)),
+            scratch: Vec::new(),
         }
     }
 
     /// Decodes `data` into `image`, resizing it to the JPEG's size. Grey JPEGs come out grey in
     /// all three channels.
-    pub fn decode(&self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
+    pub fn decode(&mut self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
+        if data.starts_with(&[0xFF, 0xD8]) && !has_huffman_tables(data) {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            scratch.extend_from_slice(&data[..2]);
+            scratch.extend_from_slice(&AVI1_APP0);
+            scratch.extend_from_slice(&data[2..]);
+            let r = self.decode_inner(&scratch, image);
+            self.scratch = scratch;
+            return r;
+        }
+        self.decode_inner(data, image)
+    }
+
+    fn decode_inner(&self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
         let (max_w, max_h) = self.expected.unwrap_or((MAX_JPEG_SIDE, MAX_JPEG_SIDE));
         let options = DecoderOptions::default()
             .jpeg_set_out_colorspace(ColorSpace::RGB)
@@ -480,9 +504,29 @@ impl JpegDecoder {
     }
 }
 
-impl Default for JpegDecoder {
-    fn default() -> Self {
-        Self::new()
+/// Whether a DHT segment comes before the first scan. Malformed headers answer true: the
+/// decoder then reports what is wrong with them.
+fn has_huffman_tables(data: &[u8]) -> bool {
+    let mut i = 2;
+    loop {
+        // Fill bytes may precede a marker.
+        while data.get(i) == Some(&0xFF) && data.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&code)) = (data.get(i), data.get(i + 1)) else {
+            return true;
+        };
+        match code {
+            0xC4 => return true,
+            0xDA | 0xD9 => return false,
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let Some(len) = data.get(i + 2..i + 4) else {
+                    return true;
+                };
+                i += 2 + u16::from_be_bytes([len[0], len[1]]) as usize;
+            }
+        }
     }
 }
 
@@ -546,7 +590,7 @@ impl Converter {
     }
 
     /// Converts one frame into `image` (resized as needed, its allocation reused).
-    pub fn convert(&self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
+    pub fn convert(&mut self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
         let (w, h, s) = (self.width, self.height, self.stride);
         match self.format {
             PixelFormat::Yuyv | PixelFormat::Uyvy | PixelFormat::Nv12 => {
@@ -889,7 +933,7 @@ mod tests {
             Err(ConvertError::BadGeometry { .. })
         ));
         // A converter leaves the image untouched when the frame is short.
-        let conv = Converter::new(PixelFormat::Yuyv, 4, 4, None, spec).unwrap();
+        let mut conv = Converter::new(PixelFormat::Yuyv, 4, 4, None, spec).unwrap();
         let mut img = RgbImage::new(2, 2);
         assert!(conv.convert(&[0; 10], &mut img).is_err());
         assert_eq!(img.dimensions(), (2, 2));
@@ -941,13 +985,46 @@ mod tests {
             );
         }
         // A camera converter insists on the negotiated size.
-        let conv = Converter::new(PixelFormat::Mjpeg, 64, 48, None, YuvSpec::default()).unwrap();
+        let mut conv =
+            Converter::new(PixelFormat::Mjpeg, 64, 48, None, YuvSpec::default()).unwrap();
         conv.convert(&data, &mut out).unwrap();
         let other = Converter::new(PixelFormat::Mjpeg, 640, 480, None, YuvSpec::default());
         assert!(matches!(
             other.unwrap().convert(&data, &mut out),
             Err(ConvertError::JpegSize { width: 64, .. })
         ));
+    }
+
+    /// Removes every DHT segment, as UVC cameras send MJPEG.
+    fn strip_huffman_tables(jpeg: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        let mut i = 2;
+        while jpeg[i + 1] != 0xDA {
+            let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+            if jpeg[i + 1] != 0xC4 {
+                out.extend_from_slice(&jpeg[i..i + 2 + len]);
+            }
+            i += 2 + len;
+        }
+        out.extend_from_slice(&jpeg[i..]);
+        out
+    }
+
+    #[test]
+    fn mjpeg_without_huffman_tables_decodes_like_the_full_jpeg() {
+        let img = RgbImage::from_fn(48, 32, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, 60]));
+        let full = encode_jpeg(&img, 85);
+        assert!(has_huffman_tables(&full));
+        let uvc = strip_huffman_tables(&full);
+        assert!(uvc.len() < full.len() - 400, "the tables were removed");
+        assert!(!has_huffman_tables(&uvc));
+        let mut dec = JpegDecoder::expecting(48, 32);
+        let (mut a, mut b) = (RgbImage::new(1, 1), RgbImage::new(1, 1));
+        dec.decode(&full, &mut a).unwrap();
+        // zune-jpeg alone refuses such a frame; the AVI1 marker is what makes it work.
+        assert!(dec.decode_inner(&uvc, &mut b).is_err());
+        dec.decode(&uvc, &mut b).unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]
@@ -968,7 +1045,7 @@ mod tests {
         let img = RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 4, y as u8 * 4, 99]));
         let data = encode_jpeg(&img, 90);
         let mut out = RgbImage::new(1, 1);
-        let dec = JpegDecoder::new();
+        let mut dec = JpegDecoder::new();
         // Truncated mid-scan (what a USB bandwidth hiccup produces).
         assert!(dec.decode(&data[..data.len() * 2 / 3], &mut out).is_err());
         // Not a JPEG at all, and empty.

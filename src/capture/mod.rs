@@ -14,9 +14,13 @@
 //! allocates nothing once the pool is warm.
 
 pub mod convert;
+mod pace;
+mod replay;
 mod truth;
 
 pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
+pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
+pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};
 
 use image::RgbImage;
