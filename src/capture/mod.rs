@@ -17,11 +17,13 @@ pub mod convert;
 mod pace;
 mod replay;
 mod truth;
+pub mod v4l2;
 
 pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
 pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
 pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};
+pub use v4l2::{V4lConfig, V4lSource, V4lStats};
 
 use image::RgbImage;
 use std::time::{Duration, SystemTime};
