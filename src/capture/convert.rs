@@ -1,6 +1,6 @@
 //! Pixel conversion: what cameras deliver (YUYV, UYVY, NV12, MJPEG) into packed RGB.
 //!
-//! The camera ([`super::v4l2`]) and the replay source ([`super::replay`]) both go through
+//! The camera ([`super::v4l2`]) and the replay source (`super::replay`) both go through
 //! [`Converter`], so a recorded dump exercises exactly the code that runs in the field.
 //!
 //! - Raw YUV goes through `yuvutils-rs`, which has SSE4.1/AVX2 paths on x86-64 (picked at run
