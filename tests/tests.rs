@@ -11,3 +11,5 @@ mod model_errors;
 mod eval;
 // The store: round trips, quota and free-space eviction, crash recovery, SIGKILL, check/ls/stats.
 mod store;
+// The replay source: image directories, raw and MJPEG dumps, pacing, bad frames.
+mod replay;

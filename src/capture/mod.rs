@@ -9,13 +9,29 @@
 //! Sources:
 //! - `synthetic`: a deterministic road-camera scene generator with per-frame ground truth
 //!   ([`GroundTruth`]), the default stream when no camera is configured.
+//! - `v4l` ([`V4lSource`], [`V4lConfig`]): a V4L2 camera; negotiates YUYV/UYVY/MJPEG/NV12,
+//!   reconnects with backoff when unplugged, skips and counts corrupt frames ([`v4l2`]).
+//! - `replay` ([`ReplaySource`], [`ReplayConfig`]): image directories, raw YUYV/UYVY/NV12 dumps
+//!   and MJPEG stream files, paced or as fast as possible, optionally looped.
+//!
+//! Camera and replay share [`convert`] (SIMD YUV → RGB, MJPEG decoding), so a dump recorded on
+//! a robot replays through exactly the code that ran there. Sources that sleep take a
+//! [`Clock`], so that tests drive them with a [`ManualClock`].
 //!
 //! Buffers are recycled: [`Source::next_frame`] writes into an image it is handed, so the hot path
 //! allocates nothing once the pool is warm.
 
+pub mod convert;
+mod pace;
+mod replay;
 mod truth;
+pub mod v4l2;
 
+pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
+pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
+pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};
+pub use v4l2::{V4lConfig, V4lSource, V4lStats};
 
 use image::RgbImage;
 use std::time::{Duration, SystemTime};

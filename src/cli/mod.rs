@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
 mod check;
+mod devices;
 mod ls;
 mod segment;
 mod stats;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Insert made-up samples in a loop (crash tests, trying a store out).
     #[command(hide = true)]
     StoreStress(store_stress::StoreStressArgs),
+    /// List the video devices (/dev/video*), their stable names and the formats, sizes and
+    /// frame rates each offers.
+    Devices(devices::DevicesArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -46,6 +50,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ls(a) => ls::run(a),
         Command::Stats(a) => stats::run(a),
         Command::StoreStress(a) => store_stress::run(a),
+        Command::Devices(a) => devices::run(a),
     }
 }
 
