@@ -313,6 +313,7 @@ fn capture_loop(
     let stats = &control.stats;
     let mut seq = 0u64;
     let mut consecutive_errors = 0u32;
+    let mut bad_frames = Throttle::new(Duration::from_secs(10));
     loop {
         if control.stop_requested() {
             tracing::info!(source = %describe, "capture stopped on request");
@@ -356,7 +357,10 @@ fn capture_loop(
             Err(e @ CaptureError::BadFrame { .. }) => {
                 stats.capture.error();
                 stats.liveness_beat(Stage::Capture);
-                tracing::warn!(source = %describe, error = %e, "skipping a bad frame");
+                // A camera sending garbage for minutes must not flood the journal.
+                if let Some(suppressed) = bad_frames.allow(Instant::now()) {
+                    tracing::warn!(source = %describe, error = %e, suppressed, "skipping a bad frame");
+                }
                 let _ = pool_tx.try_send(image);
             }
             Err(e @ CaptureError::DeviceGone { .. }) => {
@@ -376,6 +380,37 @@ fn capture_loop(
         }
     }
     Ok(())
+}
+
+/// Lets one event through per `period`, counting the ones it held back.
+struct Throttle {
+    period: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(number suppressed since the last one let through)` when this event may be logged.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.duration_since(t) < self.period => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 /// Sends `frame`; when the queue is full the oldest waiting frame is dropped and counted, so

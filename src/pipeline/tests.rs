@@ -345,3 +345,14 @@ fn a_reload_reaches_selection_between_frames() {
     reloader.join().unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![0.42]);
 }
+
+#[test]
+fn throttle_lets_one_event_per_period_through_and_counts_the_rest() {
+    let mut t = Throttle::new(Duration::from_secs(10));
+    let t0 = Instant::now();
+    assert_eq!(t.allow(t0), Some(0));
+    assert_eq!(t.allow(t0 + Duration::from_secs(1)), None);
+    assert_eq!(t.allow(t0 + Duration::from_secs(9)), None);
+    assert_eq!(t.allow(t0 + Duration::from_secs(11)), Some(2));
+    assert_eq!(t.allow(t0 + Duration::from_secs(12)), None);
+}
