@@ -13,8 +13,10 @@
 //! Buffers are recycled: [`Source::next_frame`] writes into an image it is handed, so the hot path
 //! allocates nothing once the pool is warm.
 
+pub mod synthetic;
 mod truth;
 
+pub use synthetic::{SyntheticConfig, SyntheticSource};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};
 
 use image::RgbImage;
