@@ -7,3 +7,7 @@ mod util;
 mod parity;
 // Model files that are wrong in every way a user can get them wrong.
 mod model_errors;
+// The synthetic road-scene source: determinism, ground truth, event rates.
+mod synthetic;
+// Dataset export (yolo-seg, COCO) and the COCO reader.
+mod dataset;

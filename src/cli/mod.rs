@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
 mod segment;
+mod synth;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,11 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Segment one image (or run the bare network on a tensor file, for parity checks).
     Segment(segment::SegmentArgs),
+    /// Render a training dataset (yolo-seg and/or COCO) with the synthetic road-scene generator.
+    Synth(synth::SynthArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Segment(a) => segment::run(a),
+        Command::Synth(a) => synth::run(a),
     }
 }
 

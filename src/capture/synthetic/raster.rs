@@ -322,9 +322,10 @@ impl<'a> Canvas<'a> {
         self.poly(&pts[..n], paint);
     }
 
-    /// A thick segment from `a` (width `wa`) to `b` (width `wb`).
+    /// A thick segment from `a` (width `wa`) to `b` (width `wb`), at least a pixel wide so that
+    /// thin parts far away do not break up into dots.
     pub fn line(&mut self, a: Pt, b: Pt, wa: f32, wb: f32, paint: &Paint) {
-        self.poly(&line_quad(a, b, wa, wb), paint);
+        self.poly(&line_quad(a, b, wa.max(1.0), wb.max(1.0)), paint);
     }
 }
 
