@@ -156,9 +156,9 @@ impl CocoWriter {
                 std::fs::remove_file(&part.path).map_err(io_err(&part.path))?;
                 Ok(())
             };
-            write!(
+            writeln!(
                 out,
-                "{{\"info\":{{\"description\":\"edgesift dataset export\",\"version\":\"1.0\"}},\"licenses\":[],\"categories\":{categories},\"images\":[\n"
+                "{{\"info\":{{\"description\":\"edgesift dataset export\",\"version\":\"1.0\"}},\"licenses\":[],\"categories\":{categories},\"images\":["
             )
             .map_err(io_err(&tmp))?;
             copy_part(&mut out, parts.images)?;
@@ -173,6 +173,9 @@ impl CocoWriter {
         Ok(())
     }
 }
+
+/// Larger images are refused (their masks would not fit in memory).
+const MAX_IMAGE_PIXELS: u64 = 1 << 28;
 
 /// A COCO instances file in memory.
 #[derive(Debug, Clone, Default)]
@@ -293,6 +296,12 @@ pub fn read_coco(path: &Path) -> Result<CocoDataset, DatasetError> {
         .map_err(|e| bad(format!("not a COCO instances file: {e}")))?;
     let mut sizes = HashMap::new();
     for im in &raw.images {
+        if im.width as u64 * im.height as u64 > MAX_IMAGE_PIXELS {
+            return Err(bad(format!(
+                "image {} is {}x{}, more than {MAX_IMAGE_PIXELS} pixels",
+                im.id, im.width, im.height
+            )));
+        }
         if sizes.insert(im.id, (im.width, im.height)).is_some() {
             return Err(bad(format!("image id {} appears twice", im.id)));
         }

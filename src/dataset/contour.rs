@@ -116,7 +116,7 @@ pub fn outer_contours(mask: &Mask) -> Vec<Contour> {
             out.push(Contour { points, pixels });
         }
     }
-    out.sort_by(|a, b| b.pixels.cmp(&a.pixels));
+    out.sort_by_key(|c| std::cmp::Reverse(c.pixels));
     out
 }
 
@@ -126,8 +126,7 @@ fn trace(img: &[u8], w: usize, x: i32, y: i32) -> Vec<(i32, i32)> {
     let start = (x, y);
     // 3.1: clockwise from the west neighbour, the first foreground neighbour.
     let mut first = None;
-    for k in 0..8 {
-        let (dx, dy) = DIRS[k];
+    for (dx, dy) in DIRS {
         if at(x + dx, y + dy) {
             first = Some((x + dx, y + dy));
             break;
@@ -375,7 +374,11 @@ fn rasterize(points: &[[f32; 2]], width: u32, height: u32, outline: bool) -> Mas
     }
     if outline {
         for k in 0..n {
-            let (a, b) = (points[k], points[(k + 1) % n]);
+            // Only the part of the edge near the image matters (and keeps the loop short).
+            let Some((a, b)) = clip_segment(points[k], points[(k + 1) % n], w as f32, h as f32)
+            else {
+                continue;
+            };
             let steps = (b[0] - a[0]).abs().max((b[1] - a[1]).abs()).ceil().max(1.0) as usize;
             for s in 0..=steps {
                 let t = s as f32 / steps as f32;
@@ -390,10 +393,41 @@ fn rasterize(points: &[[f32; 2]], width: u32, height: u32, outline: bool) -> Mas
     Mask::from_full(width, height, &full)
 }
 
+/// Liang-Barsky: the part of segment `a`-`b` inside `[-1, w] x [-1, h]` (in f64: coordinates
+/// far outside the image would lose the pixels in f32).
+fn clip_segment(a: [f32; 2], b: [f32; 2], w: f32, h: f32) -> Option<([f32; 2], [f32; 2])> {
+    let (ax, ay) = (a[0] as f64, a[1] as f64);
+    let (dx, dy) = (b[0] as f64 - ax, b[1] as f64 - ay);
+    let (mut t0, mut t1) = (0f64, 1f64);
+    for (p, q) in [
+        (-dx, ax + 1.0),
+        (dx, w as f64 - ax),
+        (-dy, ay + 1.0),
+        (dy, h as f64 - ay),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                t0 = t0.max(r);
+            } else {
+                t1 = t1.min(r);
+            }
+        }
+    }
+    (t0 <= t1).then_some((
+        [(ax + t0 * dx) as f32, (ay + t0 * dy) as f32],
+        [(ax + t1 * dx) as f32, (ay + t1 * dy) as f32],
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::POLYGON_TOLERANCE_PX;
+    use crate::dataset::polygon_tolerance;
     use crate::geometry::PixelRect;
 
     fn mask_of(w: u32, h: u32, f: impl FnMut(u32, u32) -> bool) -> Mask {
@@ -469,7 +503,7 @@ mod tests {
             .collect();
         let back = fill_polygon(&poly, 64, 48);
         assert_eq!(back, m, "exact without simplification");
-        let simple = simplify_closed(&poly, POLYGON_TOLERANCE_PX);
+        let simple = simplify_closed(&poly, polygon_tolerance(m.area()));
         assert!(simple.len() < poly.len());
         assert!(fill_polygon(&simple, 64, 48).iou(&m) > 0.95);
     }
@@ -506,6 +540,13 @@ mod tests {
         let poly = mask_to_polygon(&speck, 0.5, 1).unwrap();
         assert_eq!(fill_polygon(&poly, 100, 20).area(), 100);
         assert!(mask_to_polygon(&Mask::empty(5, 5), 0.5, 1).is_none());
+    }
+
+    #[test]
+    fn far_away_outlines_are_clipped_not_walked() {
+        let m = fill_polygon(&[[-1e9, 2.0], [1e9, 2.0], [1e9, 4.0], [-1e9, 4.0]], 10, 8);
+        assert_eq!(m.area(), 30);
+        assert!(fill_polygon(&[[f32::NAN, 0.0], [1.0, 1.0], [2.0, 0.0]], 4, 4).is_empty());
     }
 
     #[test]

@@ -223,8 +223,10 @@ mod tests {
         let mut c = SyntheticConfig::default();
         c.events.crowd_per_hour = -1.0;
         assert_eq!(c.validate().unwrap_err().key, "events.crowd_per_hour");
-        let mut c = SyntheticConfig::default();
-        c.fps = f32::NAN;
+        let c = SyntheticConfig {
+            fps: f32::NAN,
+            ..Default::default()
+        };
         assert_eq!(c.validate().unwrap_err().key, "fps");
         let mut c = SyntheticConfig::default();
         c.events.boring_s = 1.0;

@@ -63,10 +63,10 @@ impl Effects {
                     if d2 > 255 {
                         continue;
                     }
-                    let a = self.falloff[d2] as u32 * k >> 8;
+                    let a = (self.falloff[d2] as u32 * k) >> 8;
                     let i = (y * w + x) * 3;
                     for c in 0..3 {
-                        let add = g.color[c] as u32 * a >> 8;
+                        let add = (g.color[c] as u32 * a) >> 8;
                         rgb[i + c] = (rgb[i + c] as u32 + add).min(255) as u8;
                     }
                 }

@@ -8,13 +8,15 @@
 /// A point in screen pixels (x right, y down; pixel `(i, j)` covers `[i, i+1) x [j, j+1)`).
 pub(crate) type Pt = [f32; 2];
 
+const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
 /// Unit circle, 32 steps, counter-clockwise from +x (no trigonometry at draw time).
 pub(crate) const CIRCLE32: [[f32; 2]; 32] = [
     [1.000000, 0.000000],
     [0.980785, 0.195090],
     [0.923880, 0.382683],
     [0.831470, 0.555570],
-    [0.707107, 0.707107],
+    [H, H],
     [0.555570, 0.831470],
     [0.382683, 0.923880],
     [0.195090, 0.980785],
@@ -22,7 +24,7 @@ pub(crate) const CIRCLE32: [[f32; 2]; 32] = [
     [-0.195090, 0.980785],
     [-0.382683, 0.923880],
     [-0.555570, 0.831470],
-    [-0.707107, 0.707107],
+    [-H, H],
     [-0.831470, 0.555570],
     [-0.923880, 0.382683],
     [-0.980785, 0.195090],
@@ -30,7 +32,7 @@ pub(crate) const CIRCLE32: [[f32; 2]; 32] = [
     [-0.980785, -0.195090],
     [-0.923880, -0.382683],
     [-0.831470, -0.555570],
-    [-0.707107, -0.707107],
+    [-H, -H],
     [-0.555570, -0.831470],
     [-0.382683, -0.923880],
     [-0.195090, -0.980785],
@@ -38,7 +40,7 @@ pub(crate) const CIRCLE32: [[f32; 2]; 32] = [
     [0.195090, -0.980785],
     [0.382683, -0.923880],
     [0.555570, -0.831470],
-    [0.707107, -0.707107],
+    [H, -H],
     [0.831470, -0.555570],
     [0.923880, -0.382683],
     [0.980785, -0.195090],
@@ -234,7 +236,7 @@ impl<'a> Canvas<'a> {
                 if x1 - x0 >= 48 {
                     let mut lut = [[0u8; 3]; 64];
                     for (t, e) in lut.iter_mut().enumerate() {
-                        let d = ((t as i32 * 4 + 2) - 128) * amp >> 7;
+                        let d = (((t as i32 * 4 + 2) - 128) * amp) >> 7;
                         *e = base.map(|b| (b as i32 + d).clamp(0, 255) as u8);
                     }
                     for (i, p) in px.chunks_exact_mut(3).enumerate() {
@@ -245,7 +247,7 @@ impl<'a> Canvas<'a> {
                 }
                 for (i, p) in px.chunks_exact_mut(3).enumerate() {
                     let u = (((x0 + i) as u32) >> shift).wrapping_add(off);
-                    let d = (self.tex.at(u, v) as i32 - 128) * amp >> 7;
+                    let d = ((self.tex.at(u, v) as i32 - 128) * amp) >> 7;
                     p[0] = (base[0] as i32 + d).clamp(0, 255) as u8;
                     p[1] = (base[1] as i32 + d).clamp(0, 255) as u8;
                     p[2] = (base[2] as i32 + d).clamp(0, 255) as u8;

@@ -179,7 +179,7 @@ impl Renderer {
         }
         let truth = self.truth(world);
         if effects {
-            let fx_rng = &mut Rng::new(hash2(self.seed ^ 0xEFFE_C7, frame));
+            let fx_rng = &mut Rng::new(hash2(self.seed ^ 0x00EF_FEC7, frame));
             self.effects.glows(rgb, w, h, &self.glows);
             if look.rain {
                 self.effects.rain(rgb, w, h, fx_rng);

@@ -141,7 +141,7 @@ pub(crate) struct Scene<'a> {
     /// Stream time, seconds (cloud drift).
     pub time: f32,
     /// Scratch per-column values for tunnel walls.
-    col_z: Vec<f32>,
+    wall_cols: Vec<WallColumn>,
 }
 
 const GLARE: [u8; 3] = [246, 248, 250];
@@ -155,7 +155,7 @@ impl<'a> Scene<'a> {
             bands: bands(&world.drive.road),
             markings: markings(&world.drive.road),
             time,
-            col_z: Vec::new(),
+            wall_cols: Vec::new(),
         }
     }
 
@@ -200,9 +200,10 @@ impl<'a> Scene<'a> {
             // Texel (in steps of 4) to colour.
             let mut lut = [[0u8; 3]; 64];
             for (k, e) in lut.iter_mut().enumerate() {
-                let a = ((k as i32 * 4 + 2 - thr) * 5).clamp(0, 255) * fade >> 8;
+                let a = (((k as i32 * 4 + 2 - thr) * 5).clamp(0, 255) * fade) >> 8;
                 for i in 0..3 {
-                    e[i] = (base[i] as i32 + ((l.cloud[i] as i32 - base[i] as i32) * a >> 8)) as u8;
+                    e[i] =
+                        (base[i] as i32 + (((l.cloud[i] as i32 - base[i] as i32) * a) >> 8)) as u8;
                 }
             }
             for p in row.chunks_exact_mut(3) {
@@ -215,10 +216,7 @@ impl<'a> Scene<'a> {
     /// Distant hills or a city skyline along the horizon.
     pub fn skyline(&self, c: &mut Canvas) {
         let region = self.world.region_at(self.world.ego.s);
-        let color = self
-            .look
-            .shade(region.palette().skyline, 700.0, 60.0)
-            .map(|v| v.min(255));
+        let color = self.look.shade(region.palette().skyline, 700.0, 60.0);
         let yh = self.cam.yh;
         let hs = c.h as f32;
         let pan = self.world.ego.heading * self.cam.f;
@@ -685,9 +683,11 @@ impl<'a> Scene<'a> {
         let road = &w.drive.road;
         let (wl, wr) = (road.edge(0) - 1.0, road.edge(1) + 1.0);
         let ego = w.ego.s;
-        // Distance of the wall seen in each column.
-        let mut col_z = std::mem::take(&mut self.col_z);
-        col_z.clear();
+        // The wall seen in each column: its distance and its colours (shaded once per column,
+        // not per pixel): lower band, wall, lamp strip (where there is a lamp).
+        let look = &self.look;
+        let mut cols = std::mem::take(&mut self.wall_cols);
+        cols.clear();
         for x in 0..c.w {
             let dx = x as f32 + 0.5 - cam.cx;
             let lat = if dx > 0.0 {
@@ -695,14 +695,30 @@ impl<'a> Scene<'a> {
             } else {
                 wl - cam.x_ego
             };
-            col_z.push(if dx.abs() < 1e-3 {
+            let z = if dx.abs() < 1e-3 {
                 f32::INFINITY
             } else {
                 cam.f * lat / dx
+            };
+            if !(z > 0.0 && z <= exit) {
+                cols.push(WallColumn {
+                    z,
+                    lower: GLARE,
+                    wall: GLARE,
+                    lamp: None,
+                });
+                continue;
+            }
+            let s = ego + z;
+            let seam = s % 4.0 < 0.12;
+            let dim = |b: [u8; 3]| if seam { b.map(|v| v - 40) } else { b };
+            cols.push(WallColumn {
+                z,
+                lower: look.shade(dim([120, 118, 112]), z, 2.0),
+                wall: look.shade(dim([168, 164, 152]), z, 2.0),
+                lamp: (s % 7.0 < 3.0).then(|| look.emit([255, 190, 110], z)),
             });
         }
-        let look = &self.look;
-        let wall_base = [168u8, 164, 152];
         for y in y0..y1 {
             let z_r = if (y as f32 + 0.5) > cam.yh {
                 cam.ground_z(y)
@@ -716,26 +732,18 @@ impl<'a> Scene<'a> {
             let xr = (cam.cx + cam.rel_x(wr, z_r) * cam.f / z_r - 0.5)
                 .ceil()
                 .clamp(x0 as f32, x1 as f32) as usize;
-            // Walls.
+            // Walls: height above the road of this row at each column's distance.
+            let k = (cam.yh - y as f32 - 0.5) / cam.f;
             for x in (x0..xl).chain(xr..x1) {
-                let z = col_z[x];
-                let i = (y * c.w + x) * 3;
-                if z > exit || z <= 0.0 {
-                    c.rgb[i..i + 3].copy_from_slice(&GLARE);
-                    continue;
-                }
-                let h = HEIGHT_M + (cam.yh - y as f32 - 0.5) * z / cam.f;
-                let s = ego + z;
-                let col = if (4.1..4.35).contains(&h) && s % 7.0 < 3.0 {
-                    look.emit([255, 190, 110], z)
-                } else {
-                    let mut b = if h < 1.0 { [120, 118, 112] } else { wall_base };
-                    if s % 4.0 < 0.12 {
-                        b = b.map(|v| v - 40);
-                    }
-                    look.shade(b, z, 2.0)
+                let col = &cols[x];
+                let h = HEIGHT_M + k * col.z;
+                let rgb = match col.lamp {
+                    Some(lamp) if (4.1..4.35).contains(&h) => lamp,
+                    _ if h < 1.0 => col.lower,
+                    _ => col.wall,
                 };
-                c.rgb[i..i + 3].copy_from_slice(&col);
+                let i = (y * c.w + x) * 3;
+                c.rgb[i..i + 3].copy_from_slice(&rgb);
             }
             if xr <= xl {
                 continue;
@@ -758,7 +766,7 @@ impl<'a> Scene<'a> {
                 }
             }
         }
-        self.col_z = col_z;
+        self.wall_cols = cols;
     }
 
     /// One roadside point item (drawn in depth order with the instances, so it can hide them).
@@ -1155,6 +1163,14 @@ impl<'a> Scene<'a> {
     }
 }
 
+/// The tunnel wall seen in one screen column.
+struct WallColumn {
+    z: f32,
+    lower: [u8; 3],
+    wall: [u8; 3],
+    lamp: Option<[u8; 3]>,
+}
+
 /// One textured, lit and fogged span of ground.
 struct Row {
     base: [u8; 3],
@@ -1180,7 +1196,7 @@ impl Row {
                 // Long spans: a 64-entry table from texel to final colour.
                 let mut lut = [[0u8; 3]; 64];
                 for (t, e) in lut.iter_mut().enumerate() {
-                    let d = ((t as i32 * 4 + 2) - 128) * self.amp >> 7;
+                    let d = (((t as i32 * 4 + 2) - 128) * self.amp) >> 7;
                     for i in 0..3 {
                         e[i] = (((base[i] + d).max(0) * self.lit[i] + self.fogadd[i]) >> 8).min(255)
                             as u8;
@@ -1193,7 +1209,7 @@ impl Row {
             }
             None => {
                 for p in row.chunks_exact_mut(3) {
-                    let t = (c.tex.at(u >> 16, self.v) as i32 - 128) * self.amp >> 7;
+                    let t = ((c.tex.at(u >> 16, self.v) as i32 - 128) * self.amp) >> 7;
                     for i in 0..3 {
                         p[i] = (((base[i] + t).max(0) * self.lit[i] + self.fogadd[i]) >> 8).min(255)
                             as u8;
@@ -1203,7 +1219,7 @@ impl Row {
             }
             Some((k, slope, cx)) => {
                 for (j, p) in row.chunks_exact_mut(3).enumerate() {
-                    let t = (c.tex.at(u >> 16, self.v) as i32 - 128) * self.amp >> 7;
+                    let t = ((c.tex.at(u >> 16, self.v) as i32 - 128) * self.amp) >> 7;
                     let cone = (1.0 - ((xa + j) as f32 + 0.5 - cx).abs() * slope).clamp(0.0, 0.6);
                     let add = (cone * k * 256.0) as i32;
                     for i in 0..3 {

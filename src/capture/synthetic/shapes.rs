@@ -153,6 +153,7 @@ impl<'x, 'a> Draw<'x, 'a> {
     }
 
     /// A wheel (tyre ring and hub) in a plane.
+    #[allow(clippy::too_many_arguments)]
     fn plane_wheel(
         &mut self,
         plane: Plane,
@@ -210,6 +211,7 @@ impl<'x, 'a> Draw<'x, 'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn light(
         &mut self,
         b: &Board,
@@ -1289,7 +1291,8 @@ impl<'x, 'a> Draw<'x, 'a> {
         };
         let leg_top = body_h - ry * 0.3;
         let legs_x = [0.3 * l, 0.22 * l, -0.3 * l, -0.22 * l];
-        let phases = [0.0f32, 3.14, 1.57, 4.71];
+        use std::f32::consts::{FRAC_PI_2, PI};
+        let phases = [0.0f32, PI, FRAC_PI_2, PI + FRAC_PI_2];
         // Far legs (darker), body, near legs.
         for pass in 0..2 {
             for k in 0..4 {
@@ -1359,7 +1362,7 @@ impl<'x, 'a> Draw<'x, 'a> {
                 if a.variant != 2 {
                     self.board_line(&b, nb, hb, neck_w * 1.6, neck_w, &Paint::Solid(coat));
                 }
-                let hl = if a.variant == 1 { 0.2 * l } else { 0.2 * l };
+                let hl = 0.2 * l;
                 let hh = if a.variant == 2 { 0.22 * h } else { 0.11 * h };
                 let droop = if a.variant == 1 { -0.08 * h } else { -0.04 * h };
                 self.board_poly(

@@ -575,12 +575,12 @@ impl World {
             (
                 amp * r.range(0.3, 1.0),
                 r.range(350.0, 800.0),
-                r.range(0.0, 6.28),
+                r.range(0.0, std::f32::consts::TAU),
             ),
             (
                 amp * r.range(0.0, 0.4),
                 r.range(130.0, 260.0),
-                r.range(0.0, 6.28),
+                r.range(0.0, std::f32::consts::TAU),
             ),
         ];
         let duration = r.range(45.0, 150.0) as f64;
@@ -1083,7 +1083,7 @@ impl World {
         let x = road.curb(side) + Road::sign(side) * r.range(0.3, 2.2);
         let to_x = road.curb(other) + Road::sign(other) * r.range(0.6, 2.0);
         let s = s_cw + r.range(0.3, 2.7);
-        let cyclist = event.is_none() && r.chance(0.12);
+        let cyclist = event.is_none() && r.chance(0.2);
         let speed = if cyclist {
             r.range(2.5, 4.0)
         } else {
@@ -1144,10 +1144,10 @@ impl World {
         let road = self.drive.road.clone();
         let cruise = self.drive.cruise;
         let (same_rate, onc_rate, cyc_rate) = match region {
-            Region::Urban => (0.07, 0.16, 0.02),
-            Region::Suburban => (0.05, 0.1, 0.015),
-            Region::Industrial => (0.06, 0.1, 0.005),
-            _ => (0.04, 0.09, 0.006),
+            Region::Urban => (0.07, 0.16, 0.05),
+            Region::Suburban => (0.05, 0.1, 0.04),
+            Region::Industrial => (0.06, 0.1, 0.015),
+            _ => (0.04, 0.09, 0.015),
         };
         let in_tunnel_soon = self.in_tunnel_zone(self.ego.s + 150.0, 0.0);
         // Same direction, ahead.
@@ -1203,7 +1203,7 @@ impl World {
     fn make_vehicle(&mut self, x: f32, s: f32, dir: f32, cruise: f32) -> Actor {
         let r = &mut self.rng;
         let b = Behavior::Drive { dir, cruise };
-        let mut a = match r.weighted(&[0.74, 0.14, 0.12]) {
+        let mut a = match r.weighted(&[0.7, 0.14, 0.16]) {
             0 => Actor::car(0, x, s, b, r),
             1 => Actor::truck(0, x, s, b, r),
             _ => Actor::bus(0, x, s, b, r),
@@ -1457,7 +1457,7 @@ impl World {
             let mut vr = Rng::new(variant_seed);
             let mut a = Actor::animal(0, x, s + k as f32 * 2.5, behavior, &mut vr);
             a.seed = self.rng.next_u64();
-            a.phase = self.rng.range(0.0, 6.28);
+            a.phase = self.rng.range(0.0, std::f32::consts::TAU);
             if k == 1 {
                 a.length *= 0.75;
                 a.height *= 0.75;
