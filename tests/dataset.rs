@@ -108,8 +108,8 @@ fn parse_label(line: &str, w: u32, h: u32) -> (u32, Vec<[f32; 2]>) {
     let v: Vec<f32> = it.map(|s| s.parse().unwrap()).collect();
     assert!(v.len() >= 6 && v.len() % 2 == 0, "{line}");
     assert!(v.iter().all(|c| (0.0..=1.0).contains(c)));
-    // Back to pixel centres (six decimals are finer than a pixel up to 1e6 pixels).
-    let px = |c: f32, size: u32| (c * size as f32).round();
+    // Back to pixel centres the way ultralytics does it (an int32 cast truncates).
+    let px = |c: f32, size: u32| (c * size as f32).trunc();
     (
         class,
         v.chunks_exact(2)

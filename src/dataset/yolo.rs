@@ -6,6 +6,9 @@ use super::{
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// Added to pixel-centre coordinates before normalising (see [`YoloWriter::add`]).
+const SUBPIXEL_NUDGE: f32 = 0.25;
+
 pub(crate) struct YoloWriter {
     dir: PathBuf,
     text: String,
@@ -38,8 +41,12 @@ impl YoloWriter {
             let Some(poly) = polygon(l) else { continue };
             write!(self.text, "{}", l.class_id).expect("writing to a String");
             for p in poly {
-                let x = (p[0] / w as f32).clamp(0.0, 1.0);
-                let y = (p[1] / h as f32).clamp(0.0, 1.0);
+                // Pixel centres plus a quarter pixel: ultralytics turns coordinates back into
+                // pixels with an int32 cast (truncation) before cv2.fillPoly, and after six
+                // decimals x/w*w can land just below x; the nudge keeps it on the pixel meant,
+                // at the native size and at every downscale ultralytics trains at.
+                let x = ((p[0] + SUBPIXEL_NUDGE) / w as f32).clamp(0.0, 1.0);
+                let y = ((p[1] + SUBPIXEL_NUDGE) / h as f32).clamp(0.0, 1.0);
                 write!(self.text, " {} {}", fmt6(x), fmt6(y)).expect("writing to a String");
             }
             self.text.push('\n');
