@@ -7,7 +7,7 @@
 //! a tunnel) with traffic, parked cars, pedestrians, cyclists, traffic cones and, rarely, an
 //! animal on the road ([`CLASS_NAMES`]). Every frame carries a [`GroundTruth`]: each visible
 //! instance with its class, track id, box, mask of visible pixels and visible fraction, plus the
-//! injected events active in that frame ([`EventKind`]), each occurrence with one id across its
+//! injected events active in that frame ([`EventKind`](super::EventKind)), each occurrence with one id across its
 //! frames.
 //!
 //! How it is built:
@@ -18,6 +18,20 @@
 //!   each have their file;
 //! - `look.rs` holds palettes and light; `camera.rs` the projection; `rng.rs` the SplitMix64
 //!   generator (not `rand`: a seed must give the same stream forever).
+//!
+//! When each event is active (its frames carry an [`ActiveEvent`](super::ActiveEvent) with the
+//! occurrence's id; ids are unique over the stream):
+//! - `RareClass`: frames whose ground truth holds one of the occurrence's animals (sometimes two,
+//!   a doe and a fawn, under one id);
+//! - `Occlusion`: frames where the occurrence's pedestrian, waiting behind a parked car, van, truck
+//!   or bus and then stepping out, is in the ground truth with a visible fraction of at most 0.85
+//!   and the instance hiding most of the rest is a vehicle;
+//! - `Crowd`: frames showing at least 8 members of a crowd crossing in front of the vehicle;
+//! - `NovelScenery`: from 60 m before a snow, desert or industrial stretch until its end;
+//! - `Boring`: the whole stretch, during which nothing new appears.
+//!
+//! Occlusions, stops and busy streets also happen on their own, untagged: the tags mark the
+//! injected occurrences, whose rates [`EventRates`] sets.
 //!
 //! Determinism: the same [`SyntheticConfig`] gives the same bytes frame for frame, whether frames
 //! are paced in real time, produced as fast as possible, or skipped with
