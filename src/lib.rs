@@ -13,10 +13,12 @@
 //! - [`select`]: the strategies and budget that decide which frames are kept, and why.
 //! - [`store`]: crash-safe sample files behind an SQLite index, with a quota.
 //! - [`ops`]: what runs around the pipeline: systemd, signals, metrics, logs, time.
+//! - [`dataset`]: training datasets (ultralytics yolo-seg, COCO) written from frames with masks.
 //! - [`geometry`]: boxes, masks and COCO run-length encoding, shared by every stage.
 
 pub mod capture;
 pub mod config;
+pub mod dataset;
 pub mod eval;
 pub mod geometry;
 pub mod overlay;

@@ -13,3 +13,7 @@ mod eval;
 mod store;
 // The replay source: image directories, raw and MJPEG dumps, pacing, bad frames.
 mod replay;
+// The synthetic road-scene source: determinism, ground truth, event rates.
+mod synthetic;
+// Dataset export (yolo-seg, COCO) and the COCO reader.
+mod dataset;

@@ -24,12 +24,14 @@
 pub mod convert;
 mod pace;
 mod replay;
+pub mod synthetic;
 mod truth;
 pub mod v4l2;
 
 pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
 pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
 pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};
+pub use synthetic::{SyntheticConfig, SyntheticSource};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};
 pub use v4l2::{V4lConfig, V4lSource, V4lStats};
 

@@ -20,7 +20,8 @@ pub struct TruthInstance {
     pub bbox: BBox,
     /// The visible pixels.
     pub mask: Mask,
-    /// Visible share of the object's full silhouette (1.0 = nothing hides it).
+    /// Visible share of the object's full silhouette (1.0 = nothing hides it). Parts outside
+    /// the frame do not count as hidden: this measures occlusion, not truncation.
     pub visible_fraction: f32,
 }
 

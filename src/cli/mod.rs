@@ -6,6 +6,7 @@ mod ls;
 mod segment;
 mod stats;
 mod store_stress;
+mod synth;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ pub enum Command {
     /// List the video devices (/dev/video*), their stable names and the formats, sizes and
     /// frame rates each offers.
     Devices(devices::DevicesArgs),
+    /// Render a training dataset (yolo-seg and/or COCO) with the synthetic road-scene generator.
+    Synth(synth::SynthArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -51,6 +54,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Stats(a) => stats::run(a),
         Command::StoreStress(a) => store_stress::run(a),
         Command::Devices(a) => devices::run(a),
+        Command::Synth(a) => synth::run(a),
     }
 }
 
