@@ -83,3 +83,134 @@ fn matches_pycocotools_on_boxes_and_masks() {
         );
     }
 }
+
+mod on_a_dataset {
+    //! `evaluate_split` end to end on a tiny exported dataset with an oracle segmenter whose
+    //! answers, and so whose mAP, are worked out by hand.
+
+    use edgesift::dataset::{DatasetWriter, Format, Labeled, Split};
+    use edgesift::eval::evaluate_split;
+    use edgesift::geometry::{BBox, Mask, PixelRect};
+    use edgesift::segment::{
+        Architecture, Detections, Instance, ModelInfo, SegmentError, Segmenter,
+    };
+    use image::RgbImage;
+    use std::collections::VecDeque;
+
+    fn square(x: u32, y: u32, s: u32) -> (BBox, Mask) {
+        let r = PixelRect::new(x, y, s, s);
+        (r.to_bbox(), Mask::from_fn(64, 48, r, |_, _| true))
+    }
+
+    /// Answers with the next prepared list of (class, score, square) per image.
+    struct Oracle {
+        info: ModelInfo,
+        answers: VecDeque<Vec<(u32, f32, (u32, u32, u32))>>,
+    }
+
+    impl Segmenter for Oracle {
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+
+        fn segment(&mut self, image: &RgbImage) -> Result<Detections, SegmentError> {
+            let answer = self.answers.pop_front().expect("one answer per image");
+            Ok(Detections {
+                image_width: image.width(),
+                image_height: image.height(),
+                instances: answer
+                    .into_iter()
+                    .map(|(class_id, score, (x, y, s))| {
+                        let (bbox, mask) = square(x, y, s);
+                        Instance {
+                            class_id,
+                            score,
+                            bbox,
+                            mask,
+                            class_scores: vec![],
+                        }
+                    })
+                    .collect(),
+                embedding: vec![],
+                class_names: self.info.class_names.clone(),
+                timings: Default::default(),
+            })
+        }
+    }
+
+    #[test]
+    fn hand_checked_map_of_an_oracle() {
+        let dir = tempfile::tempdir().unwrap();
+        // The dataset lists "animal" before "car"; the model has them the other way round, so
+        // classes must map by name.
+        let mut w = DatasetWriter::create(dir.path(), &[Format::Coco], &["animal", "car"]).unwrap();
+        let img = RgbImage::from_pixel(64, 48, image::Rgb([90, 90, 90]));
+        let (a_box, a_mask) = square(4, 4, 10); // image 1: a car
+        w.add(
+            Split::Val,
+            "one",
+            &img,
+            &[Labeled {
+                class_id: 1,
+                bbox: a_box,
+                mask: &a_mask,
+            }],
+        )
+        .unwrap();
+        let (b_box, b_mask) = square(30, 20, 12); // image 2: an animal and a car
+        let (c_box, c_mask) = square(2, 30, 8);
+        w.add(
+            Split::Val,
+            "two",
+            &img,
+            &[
+                Labeled {
+                    class_id: 0,
+                    bbox: b_box,
+                    mask: &b_mask,
+                },
+                Labeled {
+                    class_id: 1,
+                    bbox: c_box,
+                    mask: &c_mask,
+                },
+            ],
+        )
+        .unwrap();
+        w.finish().unwrap();
+
+        let mut oracle = Oracle {
+            info: ModelInfo {
+                name: "oracle".into(),
+                path: "oracle".into(),
+                sha256: String::new(),
+                class_names: vec!["car".to_string(), "animal".to_string()].into(),
+                trained_imgsz: None,
+                architecture: Architecture {
+                    num_classes: 2,
+                    num_masks: 0,
+                    proto_channels: 0,
+                    reg_max: 0,
+                    backbone_widths: vec![],
+                    neck_widths: [0; 3],
+                    c2f_depths: vec![],
+                },
+            },
+            answers: VecDeque::from(vec![
+                // Image 1: the car, exactly (a true positive).
+                vec![(0, 0.9, (4, 4, 10))],
+                // Image 2: the animal exactly; a car where there is none; the real car missed.
+                vec![(1, 0.8, (30, 20, 12)), (0, 0.7, (40, 2, 6))],
+            ]),
+        };
+        let r = evaluate_split(&mut oracle, dir.path(), "val", None, |_, _| {}).unwrap();
+        assert_eq!((r.images, r.instances, r.detections), (2, 3, 3));
+        // car: TP (0.9) then FP (0.7) over 2 objects: precision 1 up to recall 0.5, nothing
+        // beyond, so AP = 51/101 at every IoU threshold. animal: one TP, AP = 1.
+        let expected = (51.0 / 101.0 + 1.0) / 2.0;
+        for s in [&r.boxes, &r.masks] {
+            assert!((s.map - expected).abs() < 1e-9, "{} vs {expected}", s.map);
+            assert!((s.map50 - expected).abs() < 1e-9);
+        }
+    }
+}

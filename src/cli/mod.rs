@@ -2,6 +2,7 @@
 
 mod check;
 mod devices;
+mod eval;
 mod ls;
 mod segment;
 mod stats;
@@ -42,6 +43,8 @@ pub enum Command {
     /// List the video devices (/dev/video*), their stable names and the formats, sizes and
     /// frame rates each offers.
     Devices(devices::DevicesArgs),
+    /// Box and mask mAP (COCO-style, as pycocotools computes it) of a model on a dataset split.
+    Eval(eval::EvalArgs),
     /// Render a training dataset (yolo-seg and/or COCO) with the synthetic road-scene generator.
     Synth(synth::SynthArgs),
 }
@@ -55,6 +58,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::StoreStress(a) => store_stress::run(a),
         Command::Devices(a) => devices::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
 

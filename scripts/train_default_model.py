@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Train edgesift's default model, yolov8n-seg on the synthetic road scenes, on the CPU.
+
+    scripts/setup.sh --python && cargo build --release
+    .venv/bin/python scripts/train_default_model.py            # ~90 min on 2 idle cores
+
+Steps (each skipped when its output already exists, so an interrupted run resumes):
+1. `edgesift synth` renders the training set (train + val splits, one seed family) and a held-out
+   test set from another seed family, at 640x360, in yolo-seg and COCO formats.
+2. ultralytics trains `yolov8n-seg.yaml` from scratch (no pretrained weights are available here).
+3. ultralytics validates the best checkpoint on the held-out test split (conf 0.001, iou 0.7).
+4. `scripts/export_ultralytics.py` writes `models/edgesift-road-n-seg.safetensors` (f16 storage).
+5. `edgesift eval` scores the exported model on the same held-out split with the Rust pipeline.
+A JSON report with every figure and time lands in `<work>/report.json`; the model card in
+`models/README.md` is written from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def run(cmd: list[str]) -> str:
+    print("+", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def synth(edgesift: str, out: Path, frames: int, seed: int, val_fraction: float, args) -> None:
+    if (out / "data.yaml").exists():
+        print(f"{out}: already rendered", flush=True)
+        return
+    if out.exists():
+        shutil.rmtree(out)
+    run([edgesift, "synth", "--out", str(out), "--frames", str(frames), "--seed", str(seed),
+         "--format", "yolo-seg,coco", "--width", str(args.width), "--height", str(args.height),
+         "--val-fraction", str(val_fraction), "--min-pixels", str(args.min_pixels)])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--edgesift", default=str(ROOT / "target" / "release" / "edgesift"))
+    p.add_argument("--work", type=Path, default=ROOT / ".work" / "train")
+    p.add_argument("--frames", type=int, default=3000, help="train + val images")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--test-frames", type=int, default=600, help="held-out images (another seed family)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--test-seed", type=int, default=1007)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--min-pixels", type=int, default=40)
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", type=Path, default=ROOT / "models" / "edgesift-road-n-seg.safetensors")
+    args = p.parse_args()
+
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    report_path = work / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report["args"] = {k: str(v) for k, v in vars(args).items()}
+
+    t0 = time.time()
+    synth(args.edgesift, work / "data", args.frames, args.seed, args.val_fraction, args)
+    synth(args.edgesift, work / "test", args.test_frames, args.test_seed, 1.0, args)
+    report["synth_seconds"] = report.get("synth_seconds") or round(time.time() - t0, 1)
+
+    import torch
+    from ultralytics import YOLO
+
+    torch.set_num_threads(os.cpu_count() or 2)
+    best = work / "runs" / "train" / "weights" / "best.pt"
+    if not best.exists():
+        t1 = time.time()
+        model = YOLO("yolov8n-seg.yaml", task="segment")
+        model.train(
+            data=str(work / "data" / "data.yaml"), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
+            device="cpu", workers=args.workers, seed=0, deterministic=True, project=str(work / "runs"),
+            name="train", exist_ok=True, plots=False, amp=False, patience=args.epochs, verbose=True,
+        )
+        report["train_seconds"] = round(time.time() - t1, 1)
+        report["train_epochs"] = args.epochs
+    report_path.write_text(json.dumps(report, indent=1) + "\n")
+
+    t2 = time.time()
+    trained = YOLO(str(best))
+    metrics = trained.val(data=str(work / "test" / "data.yaml"), split="val", imgsz=args.imgsz,
+                          batch=args.batch, conf=0.001, iou=0.7, device="cpu", plots=False, verbose=True)
+    report["ultralytics_val"] = {
+        "box_map50_95": float(metrics.box.map), "box_map50": float(metrics.box.map50),
+        "mask_map50_95": float(metrics.seg.map), "mask_map50": float(metrics.seg.map50),
+    }
+    report["val_seconds"] = round(time.time() - t2, 1)
+
+    from export_ultralytics import export_model
+
+    model = YOLO(str(best)).model.float()
+    export_model(model, args.out, "f16", str(best.relative_to(ROOT)) if best.is_relative_to(ROOT) else str(best), args.imgsz)
+    import hashlib
+
+    report["model_file"] = str(args.out)
+    report["model_sha256"] = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    report["model_bytes"] = args.out.stat().st_size
+
+    out = run([args.edgesift, "eval", "--model", str(args.out), "--dataset", str(work / "test"),
+               "--split", "val", "--imgsz", str(args.imgsz), "--json"])
+    report["edgesift_eval"] = json.loads(out)
+    report_path.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
