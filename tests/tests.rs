@@ -17,3 +17,5 @@ mod replay;
 mod synthetic;
 // Dataset export (yolo-seg, COCO) and the COCO reader.
 mod dataset;
+// Frame selection against the synthetic stream's ground-truth events.
+mod select;

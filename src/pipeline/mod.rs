@@ -22,6 +22,7 @@
 //! segment, select (which decides the candidates it still holds) and store; then `run` returns.
 
 mod config;
+mod select_stage;
 mod stats;
 mod status;
 mod store_sink;

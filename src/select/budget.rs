@@ -1,0 +1,203 @@
+//! The budget: sliding-window limits on kept frames, a reserve for priority reasons, and the
+//! per-reason cooldown.
+//!
+//! Limits count kept frames in any 60 s and any 3600 s of capture time. Frames of one look-back
+//! window are decided best-value first, so they are not decided in time order; a frame at `t` is
+//! therefore checked against every kept frame later than `t − 60 s` (including ones later than
+//! `t`), which keeps the limit true of every 60 s window whatever the order.
+
+use super::config::BudgetConfig;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Why the budget refused a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Minute,
+    Hour,
+}
+
+impl Refusal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::Minute => "budget_minute",
+            Refusal::Hour => "budget_hour",
+        }
+    }
+}
+
+pub(crate) struct Budget {
+    cfg: BudgetConfig,
+    /// Capture times of kept frames within the last hour, sorted.
+    kept: VecDeque<Duration>,
+    /// Last keep of each cooldown key.
+    cooldown: HashMap<String, Duration>,
+}
+
+impl Budget {
+    pub fn new(cfg: &BudgetConfig) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            kept: VecDeque::new(),
+            cooldown: HashMap::new(),
+        }
+    }
+
+    /// New limits; what was kept still counts against them.
+    pub fn reconfigure(&mut self, cfg: &BudgetConfig) {
+        self.cfg = cfg.clone();
+    }
+
+    /// Whether a frame kept for one of `reasons` may use the reserved share.
+    pub fn is_priority<'a>(&self, mut reasons: impl Iterator<Item = &'a str>) -> bool {
+        reasons.any(|r| self.cfg.reserved_for.iter().any(|p| p == r))
+    }
+
+    /// Whether `key` was kept less than `cooldown_ms` from `t` (either side: a window is not
+    /// decided in time order).
+    pub fn cooling(&self, key: &str, t: Duration) -> bool {
+        let period = Duration::from_millis(self.cfg.cooldown_ms);
+        self.cooldown.get(key).is_some_and(|&last| {
+            let gap = if t >= last { t - last } else { last - t };
+            gap < period
+        })
+    }
+
+    /// Whether one more frame at `t` fits the limits.
+    pub fn admit(&self, t: Duration, priority: bool) -> Result<(), Refusal> {
+        let share = if priority {
+            1.0
+        } else {
+            1.0 - self.cfg.reserve_fraction as f64
+        };
+        let check = |max: u32, span: Duration, refusal: Refusal| {
+            if max == 0 {
+                return Ok(());
+            }
+            let limit = (max as f64 * share).floor() as usize;
+            if self.kept_since(t.saturating_sub(span)) >= limit {
+                Err(refusal)
+            } else {
+                Ok(())
+            }
+        };
+        check(self.cfg.max_per_minute, MINUTE, Refusal::Minute)?;
+        check(self.cfg.max_per_hour, HOUR, Refusal::Hour)
+    }
+
+    /// Counts a kept frame and starts the cooldown of its keys.
+    pub fn record<'a>(&mut self, t: Duration, keys: impl Iterator<Item = &'a str>) {
+        let at = self.kept.partition_point(|&k| k <= t);
+        self.kept.insert(at, t);
+        for k in keys {
+            let e = self.cooldown.entry(k.to_string()).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+
+    /// Forgets what can no longer matter at `now` (frames are never decided later than the
+    /// look-back window after their capture).
+    pub fn prune(&mut self, now: Duration, window: Duration) {
+        let horizon = now.saturating_sub(HOUR + window);
+        while self.kept.front().is_some_and(|&k| k < horizon) {
+            self.kept.pop_front();
+        }
+        let cool = now.saturating_sub(Duration::from_millis(self.cfg.cooldown_ms) + window);
+        self.cooldown.retain(|_, &mut last| last >= cool);
+    }
+
+    /// Kept frames later than `since` (exclusive).
+    pub fn kept_since(&self, since: Duration) -> usize {
+        self.kept.len() - self.kept.partition_point(|&k| k <= since)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(secs: f64) -> Duration {
+        Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn per_minute_limit_slides_and_the_reserve_is_held_back() {
+        let mut b = Budget::new(&BudgetConfig {
+            max_per_minute: 10,
+            max_per_hour: 0,
+            reserve_fraction: 0.3,
+            ..Default::default()
+        });
+        // Ordinary frames get 7 of 10.
+        for i in 0..7 {
+            assert_eq!(b.admit(s(i as f64), false), Ok(()));
+            b.record(s(i as f64), std::iter::empty());
+        }
+        assert_eq!(b.admit(s(7.0), false), Err(Refusal::Minute));
+        // Priority frames get the rest.
+        for i in 7..10 {
+            assert_eq!(b.admit(s(i as f64), true), Ok(()));
+            b.record(s(i as f64), std::iter::empty());
+        }
+        assert_eq!(b.admit(s(10.0), true), Err(Refusal::Minute));
+        // 60 s after the first keep, one slot is free again.
+        assert_eq!(b.admit(s(59.9), true), Err(Refusal::Minute));
+        assert_eq!(b.admit(s(60.0), true), Ok(()));
+    }
+
+    #[test]
+    fn out_of_order_keeps_still_respect_every_window() {
+        let mut b = Budget::new(&BudgetConfig {
+            max_per_minute: 2,
+            max_per_hour: 0,
+            reserve_fraction: 0.0,
+            ..Default::default()
+        });
+        b.record(s(100.0), std::iter::empty());
+        b.record(s(100.5), std::iter::empty());
+        // An earlier frame of the same window would make three within 60 s.
+        assert!(b.admit(s(99.0), false).is_err());
+        assert!(b.admit(s(40.1), false).is_err());
+        assert!(b.admit(s(40.0), false).is_ok());
+    }
+
+    #[test]
+    fn hourly_limit() {
+        let mut b = Budget::new(&BudgetConfig {
+            max_per_minute: 0,
+            max_per_hour: 3,
+            reserve_fraction: 0.0,
+            ..Default::default()
+        });
+        for t in [0.0, 1000.0, 2000.0] {
+            b.record(s(t), std::iter::empty());
+        }
+        assert_eq!(b.admit(s(3000.0), true), Err(Refusal::Hour));
+        assert_eq!(b.admit(s(3600.0), true), Ok(()));
+        b.prune(s(7200.0), s(2.0));
+        assert_eq!(b.kept.len(), 0);
+    }
+
+    #[test]
+    fn cooldown_is_per_key_and_symmetric_in_time() {
+        let mut b = Budget::new(&BudgetConfig {
+            cooldown_ms: 5_000,
+            ..Default::default()
+        });
+        b.record(s(10.0), ["rare_class:animal"].into_iter());
+        assert!(b.cooling("rare_class:animal", s(14.9)));
+        assert!(
+            b.cooling("rare_class:animal", s(9.0)),
+            "earlier frame of the window"
+        );
+        assert!(!b.cooling("rare_class:animal", s(15.0)));
+        assert!(!b.cooling("occlusion:pedestrian", s(11.0)));
+        b.prune(s(100.0), s(2.0));
+        assert!(b.cooldown.is_empty());
+        assert!(b.is_priority(["crowd", "occlusion"].into_iter()));
+        assert!(!b.is_priority(["crowd"].into_iter()));
+    }
+}
