@@ -77,8 +77,9 @@ impl Budget {
             if max == 0 {
                 return Ok(());
             }
-            let limit = (max as f64 * share).floor() as usize;
-            if self.kept_since(t.saturating_sub(span)) >= limit {
+            // (The epsilon keeps 10 × (1 − 0.3f32) at 7, not 6.99999.)
+            let limit = (max as f64 * share + 1e-6).floor() as usize;
+            if self.kept_near(t, span) >= limit {
                 Err(refusal)
             } else {
                 Ok(())
@@ -109,9 +110,15 @@ impl Budget {
         self.cooldown.retain(|_, &mut last| last >= cool);
     }
 
-    /// Kept frames later than `since` (exclusive).
-    pub fn kept_since(&self, since: Duration) -> usize {
-        self.kept.len() - self.kept.partition_point(|&k| k <= since)
+    /// Kept frames less than `span` from `t`, either side: those a window of length `span`
+    /// holding `t` may also hold.
+    pub fn kept_near(&self, t: Duration, span: Duration) -> usize {
+        let lo = match t.checked_sub(span) {
+            Some(lo) => self.kept.partition_point(|&k| k <= lo),
+            None => 0,
+        };
+        let hi = self.kept.partition_point(|&k| k < t + span);
+        hi.saturating_sub(lo)
     }
 }
 
@@ -158,9 +165,11 @@ mod tests {
         });
         b.record(s(100.0), std::iter::empty());
         b.record(s(100.5), std::iter::empty());
-        // An earlier frame of the same window would make three within 60 s.
+        // An earlier frame of the same window would make three within 60 s ...
         assert!(b.admit(s(99.0), false).is_err());
-        assert!(b.admit(s(40.1), false).is_err());
+        assert!(b.admit(s(41.0), false).is_err());
+        // ... but [40.1 s, 100.1 s) holds only 40.1 and 100.
+        assert!(b.admit(s(40.1), false).is_ok());
         assert!(b.admit(s(40.0), false).is_ok());
     }
 

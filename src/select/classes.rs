@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// Before any history, a class is assumed to be in half the frames, with the weight of this many
-/// frames: a fresh start does not call everything rare.
+/// frames (decaying like real counts): a fresh start does not call everything rare.
 const PRIOR_FRAMES: f64 = 20.0;
 const PRIOR_SHARE: f64 = 0.5;
 
@@ -22,6 +22,8 @@ pub(crate) struct Classes {
     seen: Vec<f64>,
     /// Decayed number of frames.
     frames: f64,
+    /// Decayed weight of the prior.
+    prior: f64,
     last_t: Option<Duration>,
     /// Kept frames showing each class id, and kept frames (for balance).
     kept: Vec<f64>,
@@ -34,6 +36,7 @@ impl Classes {
             cfg: cfg.clone(),
             seen: Vec::new(),
             frames: 0.0,
+            prior: PRIOR_FRAMES,
             last_t: None,
             kept: Vec::new(),
             kept_frames: 0.0,
@@ -112,7 +115,7 @@ impl Classes {
 
     fn share(&self, id: u32) -> f64 {
         let seen = self.seen.get(id as usize).copied().unwrap_or(0.0);
-        (seen + PRIOR_FRAMES * PRIOR_SHARE) / (self.frames + PRIOR_FRAMES)
+        (seen + self.prior * PRIOR_SHARE) / (self.frames + self.prior)
     }
 
     /// Up to 2 for a class never kept, 1 at its fair share of the kept frames, less above it.
@@ -131,6 +134,7 @@ impl Classes {
             if dt > 0.0 {
                 let k = 0.5f64.powf(dt / self.cfg.half_life_s as f64);
                 self.frames *= k;
+                self.prior *= k;
                 self.seen.iter_mut().for_each(|s| *s *= k);
             }
         }
@@ -241,9 +245,9 @@ mod tests {
             c.evaluate(&frame(i * 100, &animal));
         }
         assert!(c.share(6) > 0.9);
-        // 100 s later (10 half-lives) of empty frames at 1 fps, the animal is rare again.
-        for i in 0..100 {
-            c.evaluate(&frame(100_000 + i * 1000, &empty));
+        // After 100 s (10 half-lives) of empty frames, the animal is rare again.
+        for i in 0..1000 {
+            c.evaluate(&frame(100_000 + i * 100, &empty));
         }
         assert!(c.share(6) < 0.02, "{}", c.share(6));
         assert!(c.evaluate(&frame(200_000, &animal)).fired);

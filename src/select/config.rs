@@ -494,7 +494,10 @@ mod tests {
         assert_eq!(c.budget.max_per_minute, 5);
         assert_eq!(c.budget.max_per_hour, 600);
         assert_eq!(c.classes.weights["animal"], 3.0);
-        assert_eq!(c.occlusion.pairs, vec![["pedestrian".into(), "car".into()]]);
+        assert_eq!(
+            c.occlusion.pairs,
+            vec![["pedestrian".to_string(), "car".to_string()]]
+        );
         assert_eq!(c.uncertainty.measure, UncertaintyMeasure::Entropy);
         assert!(!c.interval.enabled);
         assert!(toml::from_str::<SelectConfig>("[budget]\nmax_per_minit = 3").is_err());

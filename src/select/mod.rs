@@ -401,18 +401,14 @@ impl Selector {
             }
             strategies.insert(v.strategy.to_string(), j);
         }
-        let minute = self
-            .budget
-            .kept_since(c.t.saturating_sub(Duration::from_secs(60)));
-        let hour = self
-            .budget
-            .kept_since(c.t.saturating_sub(Duration::from_secs(3600)));
+        let minute = self.budget.kept_near(c.t, Duration::from_secs(60));
+        let hour = self.budget.kept_near(c.t, Duration::from_secs(3600));
         let mut r = json!({
             "value": round(live.value),
             "strategies": strategies,
             "budget": {
-                "kept_last_minute": minute,
-                "kept_last_hour": hour,
+                "kept_within_minute": minute,
+                "kept_within_hour": hour,
                 "priority": priority,
             },
             "capture_ms": c.t.as_millis() as u64,
