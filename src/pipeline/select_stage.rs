@@ -66,9 +66,9 @@ mod tests {
         assert!(!d[0].keep);
         assert!(sel.finish().is_empty());
         let mut bad = cfg.clone();
-        bad.select.budget.reserve_fraction = 2.0;
+        bad.select.budget.full_value = 0.0;
         let e = sel.reconfigure(&bad).unwrap_err();
-        assert!(e.starts_with("select.budget.reserve_fraction"), "{e}");
+        assert!(e.starts_with("select.budget.full_value"), "{e}");
         sel.reconfigure(&cfg).unwrap();
     }
 }

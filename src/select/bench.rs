@@ -616,3 +616,76 @@ mod tests {
         assert!(det_n as f64 <= 1.1 * truth_n as f64 + 5.0);
     }
 }
+
+#[cfg(test)]
+mod diag {
+    use super::*;
+    use crate::select::Selector;
+
+    #[test]
+    #[ignore]
+    fn diagnose() {
+        let kind = match std::env::var("KIND").as_deref() {
+            Ok("occlusion") => EventKind::Occlusion,
+            Ok("crowd") => EventKind::Crowd,
+            _ => EventKind::RareClass,
+        };
+        let n: u64 = std::env::var("FRAMES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4000);
+        let opts = StreamOptions {
+            frames: n,
+            ..Default::default()
+        };
+        let frames = record_stream(&opts, &mut TruthDetector::new(1), |_| {}).unwrap();
+        let cfg = SelectConfig::default();
+        let mut sel = Selector::new(&cfg).unwrap();
+        let mut dec = vec![None; frames.len()];
+        for (i, f) in frames.iter().enumerate() {
+            for d in sel.offer(i as u64, f.t, &f.detections) {
+                let s = d.seq as usize;
+                dec[s] = Some(d);
+            }
+        }
+        for d in sel.finish() {
+            let s = d.seq as usize;
+            dec[s] = Some(d);
+        }
+        let mut ids: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, f) in frames.iter().enumerate() {
+            for e in &f.events {
+                if e.kind == kind {
+                    ids.entry(e.id).or_default().push(i);
+                }
+            }
+        }
+        for (id, fr) in ids {
+            let caught = fr.iter().any(|&i| dec[i].as_ref().unwrap().keep);
+            println!(
+                "event {id}: frames {}..{} ({}), caught {caught}",
+                fr[0],
+                fr[fr.len() - 1],
+                fr.len()
+            );
+            if !caught {
+                for &i in fr.iter().take(40) {
+                    let d = dec[i].as_ref().unwrap();
+                    let dets: Vec<String> = frames[i]
+                        .detections
+                        .instances
+                        .iter()
+                        .map(|x| format!("{}:{:.2}", x.class_id, x.score))
+                        .collect();
+                    let cls = &d.record["strategies"]["classes"];
+                    let occ = &d.record["strategies"]["occlusion"];
+                    println!(
+                        "  {i} dets {:?} skipped {} classes {} occ {} budget {}",
+                        dets, d.record["skipped"], cls, occ, d.record["budget"]
+                    );
+                }
+            }
+        }
+        println!("{:?}", sel.stats());
+    }
+}

@@ -1,5 +1,5 @@
-//! The budget: sliding-window limits on kept frames, a reserve for priority reasons, and the
-//! per-reason cooldown.
+//! The budget: sliding-window limits on kept frames, the share of them a frame's value entitles
+//! it to, and the per-reason cooldown.
 //!
 //! Limits count kept frames in any 60 s and any 3600 s of capture time. Frames of one look-back
 //! window are decided best-value first, so they are not decided in time order; a frame at `t` is
@@ -51,9 +51,9 @@ impl Budget {
         self.cfg = cfg.clone();
     }
 
-    /// Whether a frame kept for one of `reasons` may use the reserved share.
-    pub fn is_priority<'a>(&self, mut reasons: impl Iterator<Item = &'a str>) -> bool {
-        reasons.any(|r| self.cfg.reserved_for.iter().any(|p| p == r))
+    /// The share of each limit a frame of this value may use.
+    pub fn share(&self, value: f32) -> f64 {
+        (value as f64 / self.cfg.full_value as f64).clamp(0.0, 1.0)
     }
 
     /// Whether `key` was kept less than `cooldown_ms` from `t` (either side: a window is not
@@ -66,19 +66,15 @@ impl Budget {
         })
     }
 
-    /// Whether one more frame at `t` fits the limits.
-    pub fn admit(&self, t: Duration, priority: bool) -> Result<(), Refusal> {
-        let share = if priority {
-            1.0
-        } else {
-            1.0 - self.cfg.reserve_fraction as f64
-        };
+    /// Whether one more frame of `value` at `t` fits the limits.
+    pub fn admit(&self, t: Duration, value: f32) -> Result<(), Refusal> {
+        let share = self.share(value);
         let check = |max: u32, span: Duration, refusal: Refusal| {
             if max == 0 {
                 return Ok(());
             }
-            // (The epsilon keeps 10 × (1 − 0.3f32) at 7, not 6.99999.)
-            let limit = (max as f64 * share + 1e-6).floor() as usize;
+            // (The epsilon keeps 10 × 0.7f32 at 7, not 6.99999.)
+            let limit = ((max as f64 * share + 1e-6).floor() as usize).max(1);
             if self.kept_near(t, span) >= limit {
                 Err(refusal)
             } else {
@@ -131,28 +127,32 @@ mod tests {
     }
 
     #[test]
-    fn per_minute_limit_slides_and_the_reserve_is_held_back() {
+    fn per_minute_limit_slides_and_low_values_get_a_smaller_share() {
         let mut b = Budget::new(&BudgetConfig {
             max_per_minute: 10,
             max_per_hour: 0,
-            reserve_fraction: 0.3,
+            full_value: 1.0,
             ..Default::default()
         });
-        // Ordinary frames get 7 of 10.
+        // Frames of value 0.7 get 7 of 10 ...
         for i in 0..7 {
-            assert_eq!(b.admit(s(i as f64), false), Ok(()));
+            assert_eq!(b.admit(s(i as f64), 0.7), Ok(()));
             b.record(s(i as f64), std::iter::empty());
         }
-        assert_eq!(b.admit(s(7.0), false), Err(Refusal::Minute));
-        // Priority frames get the rest.
+        assert_eq!(b.admit(s(7.0), 0.7), Err(Refusal::Minute));
+        assert_eq!(b.admit(s(7.0), 0.3), Err(Refusal::Minute));
+        // ... frames of full value the rest.
         for i in 7..10 {
-            assert_eq!(b.admit(s(i as f64), true), Ok(()));
+            assert_eq!(b.admit(s(i as f64), 1.5), Ok(()));
             b.record(s(i as f64), std::iter::empty());
         }
-        assert_eq!(b.admit(s(10.0), true), Err(Refusal::Minute));
+        assert_eq!(b.admit(s(10.0), 1.5), Err(Refusal::Minute));
         // 60 s after the first keep, one slot is free again.
-        assert_eq!(b.admit(s(59.9), true), Err(Refusal::Minute));
-        assert_eq!(b.admit(s(60.0), true), Ok(()));
+        assert_eq!(b.admit(s(59.9), 1.0), Err(Refusal::Minute));
+        assert_eq!(b.admit(s(60.0), 1.0), Ok(()));
+        // Whatever its value, a frame may be kept when nothing else is.
+        let empty = Budget::new(&BudgetConfig::default());
+        assert_eq!(empty.admit(s(0.0), 0.0), Ok(()));
     }
 
     #[test]
@@ -160,17 +160,16 @@ mod tests {
         let mut b = Budget::new(&BudgetConfig {
             max_per_minute: 2,
             max_per_hour: 0,
-            reserve_fraction: 0.0,
             ..Default::default()
         });
         b.record(s(100.0), std::iter::empty());
         b.record(s(100.5), std::iter::empty());
         // An earlier frame of the same window would make three within 60 s ...
-        assert!(b.admit(s(99.0), false).is_err());
-        assert!(b.admit(s(41.0), false).is_err());
+        assert!(b.admit(s(99.0), 1.0).is_err());
+        assert!(b.admit(s(41.0), 1.0).is_err());
         // ... but [40.1 s, 100.1 s) holds only 40.1 and 100.
-        assert!(b.admit(s(40.1), false).is_ok());
-        assert!(b.admit(s(40.0), false).is_ok());
+        assert!(b.admit(s(40.1), 1.0).is_ok());
+        assert!(b.admit(s(40.0), 1.0).is_ok());
     }
 
     #[test]
@@ -178,14 +177,13 @@ mod tests {
         let mut b = Budget::new(&BudgetConfig {
             max_per_minute: 0,
             max_per_hour: 3,
-            reserve_fraction: 0.0,
             ..Default::default()
         });
         for t in [0.0, 1000.0, 2000.0] {
             b.record(s(t), std::iter::empty());
         }
-        assert_eq!(b.admit(s(3000.0), true), Err(Refusal::Hour));
-        assert_eq!(b.admit(s(3600.0), true), Ok(()));
+        assert_eq!(b.admit(s(3000.0), 1.0), Err(Refusal::Hour));
+        assert_eq!(b.admit(s(3600.0), 1.0), Ok(()));
         b.prune(s(7200.0), s(2.0));
         assert_eq!(b.kept.len(), 0);
     }
@@ -206,7 +204,5 @@ mod tests {
         assert!(!b.cooling("occlusion:pedestrian", s(11.0)));
         b.prune(s(100.0), s(2.0));
         assert!(b.cooldown.is_empty());
-        assert!(b.is_priority(["crowd", "occlusion"].into_iter()));
-        assert!(!b.is_priority(["crowd"].into_iter()));
     }
 }

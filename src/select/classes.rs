@@ -89,6 +89,13 @@ impl Classes {
             let name = frame.det.class_name(id);
             v.score = score;
             v.fired = score > 0.0 && score >= self.cfg.threshold;
+            v.subject = frame
+                .det
+                .instances
+                .iter()
+                .filter(|i| i.class_id == id && i.score >= self.cfg.min_score)
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .map(|i| i.bbox);
             if rarity >= 1.0 {
                 v.reason = "rare_class";
             }
@@ -156,10 +163,13 @@ fn grow(v: &mut Vec<f64>, id: u32) {
     }
 }
 
-/// 1 at or below `rare_share`, 0 at a share of 1, log-linear in between.
+/// Most rarity a class can have (at a share of `rare_share²`).
+const MAX_RARITY: f64 = 2.0;
+
+/// 1 at `rare_share`, 0 at a share of 1, log-linear, up to [`MAX_RARITY`]: the rarer the higher.
 fn rarity(share: f64, rare_share: f32) -> f32 {
     let r = share.max(1e-12).ln() / (rare_share as f64).ln();
-    r.clamp(0.0, 1.0) as f32
+    r.clamp(0.0, MAX_RARITY) as f32
 }
 
 #[cfg(test)]
@@ -176,7 +186,9 @@ mod tests {
 
     #[test]
     fn rarity_is_log_linear_between_rare_and_always() {
-        assert_eq!(rarity(0.01, 0.02), 1.0);
+        assert_eq!(rarity(0.02, 0.02), 1.0);
+        assert!(rarity(0.01, 0.02) > 1.1);
+        assert_eq!(rarity(1e-9, 0.02), 2.0);
         assert_eq!(rarity(1.0, 0.02), 0.0);
         assert!((rarity(0.02f64.sqrt(), 0.02) - 0.5).abs() < 1e-5);
     }
@@ -200,7 +212,11 @@ mod tests {
         assert_eq!(v.reason, "rare_class");
         assert_eq!(v.key.as_deref(), Some("classes:animal"));
         assert_eq!(v.detail["class"], "animal");
-        assert!((v.score - 1.0).abs() < 1e-6);
+        assert!(v.score > 1.0, "{v:?}");
+        assert_eq!(
+            v.subject,
+            Some(crate::geometry::BBox::new(20.0, 20.0, 30.0, 30.0))
+        );
         // A detection below min_score does not count.
         let weak = det(vec![inst(6, 0.2, [20.0, 20.0, 30.0, 30.0])]);
         assert!(!c.evaluate(&frame(200_100, &weak)).fired);

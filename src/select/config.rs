@@ -50,15 +50,16 @@ pub struct BudgetConfig {
     pub max_per_minute: u32,
     /// Most frames kept in any hour of capture time (sliding window; 0 = no limit). Default 600.
     pub max_per_hour: u32,
-    /// Share of each limit held back for frames kept for one of `reserved_for`: other frames
-    /// stop being kept once the window is this close to full (0..=0.9). Default 0.3.
-    pub reserve_fraction: f32,
-    /// Reasons that may use the reserved share. Default `["rare_class", "occlusion"]`.
-    pub reserved_for: Vec<String>,
-    /// After a frame is kept for a reason (per class for `rare_class` and `class_of_interest`,
-    /// per occluded class for `occlusion`), further frames for that same reason alone are
-    /// skipped for this many milliseconds of capture time, so that one lingering object does not
-    /// fill the budget with near-identical frames (0 = off). Default 10000.
+    /// The lower a frame's value, the smaller the share of each limit it may use: a frame of
+    /// value `v` is kept only while fewer than `max × min(1, v / full_value)` frames (at least 1)
+    /// are kept within the window, so frequent low-value reasons cannot spend the room a rare
+    /// event needs (0.01..=100). Default 1.0 (a rare class or a clear occlusion).
+    pub full_value: f32,
+    /// After a frame is kept for a reason, further frames for that same reason alone are skipped
+    /// for this many milliseconds of capture time, so that one lingering object does not fill
+    /// the budget with near-identical frames (0 = off). "The same reason" is the same object for
+    /// `rare_class`/`class_of_interest` (same class) and `occlusion` (same hidden class), followed
+    /// from frame to frame by its box; the reason itself for the others. Default 10000.
     pub cooldown_ms: u64,
 }
 
@@ -67,8 +68,7 @@ impl Default for BudgetConfig {
         Self {
             max_per_minute: 20,
             max_per_hour: 600,
-            reserve_fraction: 0.3,
-            reserved_for: vec!["rare_class".into(), "occlusion".into()],
+            full_value: 1.0,
             cooldown_ms: 10_000,
         }
     }
@@ -124,8 +124,9 @@ pub struct ClassesConfig {
     pub other_weight: f32,
     /// Detections below this score are not counted (0..=1). Default 0.4.
     pub min_score: f32,
-    /// A class seen in at most this share of recent frames is rare and scores its full weight;
-    /// a class seen in every frame scores 0, in between log-linearly (0 < x < 1). Default 0.02.
+    /// A class's rarity is `ln(share) / ln(rare_share)` of the share of recent frames showing it,
+    /// between 0 (in every frame) and 2: 1 at this share, from which it counts as a rare class
+    /// (tag `rare_class`, else `class_of_interest`) (0 < x < 1). Default 0.02.
     pub rare_share: f32,
     /// Half-life of the class frequencies, seconds of capture time (1..=604800). Default 900.
     pub half_life_s: f32,
@@ -167,7 +168,8 @@ pub struct OcclusionConfig {
     /// Detections below this score are not counted (0..=1). Default 0.3.
     pub min_score: f32,
     /// Share of the occluded object's outline that must touch the occluder (or of its mask that
-    /// must overlap it) for it to count as partly hidden (0..=1). Default 0.1.
+    /// must overlap it) for it to count as partly hidden (0..=1); the score is
+    /// `min(1, contact / (2 × min_contact))`. Default 0.1.
     pub min_contact: f32,
 }
 
@@ -318,18 +320,6 @@ impl Default for IntervalConfig {
     }
 }
 
-/// Reasons a frame can be kept for; `budget.reserved_for` must name these.
-pub(crate) const REASONS: [&str; 8] = [
-    "novel_scene",
-    "rare_class",
-    "class_of_interest",
-    "occlusion",
-    "uncertain",
-    "crowd",
-    "small_objects",
-    "interval",
-];
-
 impl SelectConfig {
     /// Checks every value; keys are relative to `[select]`.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -419,15 +409,7 @@ impl BudgetConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range("max_per_minute", self.max_per_minute, 0, 100_000)?;
         check_range("max_per_hour", self.max_per_hour, 0, 1_000_000)?;
-        finite_range("reserve_fraction", self.reserve_fraction, 0.0, 0.9)?;
-        for (i, r) in self.reserved_for.iter().enumerate() {
-            if !REASONS.contains(&r.as_str()) {
-                return Err(ConfigError::new(
-                    format!("reserved_for[{i}]"),
-                    format!("unknown reason `{r}`; one of {}", REASONS.join(", ")),
-                ));
-            }
-        }
+        finite_range("full_value", self.full_value, 0.01, 100.0)?;
         check_range("cooldown_ms", self.cooldown_ms, 0, 86_400_000)
     }
 }
@@ -473,7 +455,7 @@ mod tests {
             window_ms = 500
             [budget]
             max_per_minute = 5
-            reserved_for = ["rare_class"]
+            full_value = 2.0
             [diversity]
             target_ratio = 0.0
             min_distance = 0.3
@@ -513,14 +495,7 @@ mod tests {
             c.validate().unwrap_err().key
         };
         assert_eq!(key(&|c| c.window_ms = 100_000), "window_ms");
-        assert_eq!(
-            key(&|c| c.budget.reserve_fraction = 1.0),
-            "budget.reserve_fraction"
-        );
-        assert_eq!(
-            key(&|c| c.budget.reserved_for = vec!["rare".into()]),
-            "budget.reserved_for[0]"
-        );
+        assert_eq!(key(&|c| c.budget.full_value = 0.0), "budget.full_value");
         assert_eq!(
             key(&|c| c.diversity.min_distance = f32::NAN),
             "diversity.min_distance"

@@ -17,10 +17,12 @@
 //! A frame that no strategy wants is skipped at once. Wanted frames (candidates) wait in a
 //! look-back window (`window_ms`); each window is then decided best value first, where a frame's
 //! value is the weighted sum of the scores of the strategies that want it. A candidate is kept
-//! unless every reason it has is *cooling down* (kept for the same reason, e.g. the same rare
-//! class, less than `budget.cooldown_ms` ago, or no longer novel after a similar frame was kept)
-//! or the budget (kept frames per minute and per hour, with a share reserved for priority
-//! reasons) is spent. Every kept frame carries all verdicts in its record.
+//! unless every reason it has is *cooling down* (kept for the same reason less than
+//! `budget.cooldown_ms` ago, where reasons about an object follow that object from frame to
+//! frame, or no longer novel after a similar frame was kept) or the budget is spent: kept frames
+//! per minute and per hour, of which a frame may use a share growing with its value, so that
+//! frequent low-value reasons cannot take the room a rare event needs. Every kept frame carries
+//! all verdicts in its record.
 //!
 //! Architecture invariant: pure and deterministic given the detections and the frames' monotonic
 //! capture times; no I/O, no wall clock. (The only side effect is a log warning about configured
@@ -37,6 +39,7 @@ mod diversity;
 mod occlusion;
 #[cfg(test)]
 mod testutil;
+mod tracks;
 mod uncertainty;
 mod verdict;
 
@@ -56,6 +59,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tracks::Tracks;
 use uncertainty::Uncertainty;
 use verdict::{round, FrameView, Verdict};
 
@@ -102,6 +106,7 @@ pub struct Selector {
     small_objects: SmallObjects,
     interval: Interval,
     budget: Budget,
+    tracks: Tracks,
     held: VecDeque<Candidate>,
     last_t: Option<Duration>,
     names_checked: Option<Arc<[String]>>,
@@ -149,6 +154,7 @@ impl Selector {
             small_objects: SmallObjects::new(&cfg.small_objects),
             interval: Interval::new(&cfg.interval),
             budget: Budget::new(&cfg.budget),
+            tracks: Tracks::default(),
             held: VecDeque::new(),
             last_t: None,
             names_checked: None,
@@ -200,7 +206,8 @@ impl Selector {
         self.last_t = Some(t);
         self.check_names(det);
         let frame = FrameView { t, det };
-        let verdicts = self.evaluate(&frame);
+        let mut verdicts = self.evaluate(&frame);
+        self.follow(&mut verdicts, t);
         self.stats.offered += 1;
         for v in verdicts.iter().filter(|v| v.fired) {
             *self.stats.fired.entry(v.strategy.to_string()).or_default() += 1;
@@ -237,7 +244,19 @@ impl Selector {
             self.decide_window(&mut out);
         }
         self.budget.prune(t, window);
+        self.tracks.prune(t);
         out
+    }
+
+    /// Narrows the cooldown key of each reason about an object to that object's track.
+    fn follow(&mut self, verdicts: &mut [Verdict], t: Duration) {
+        for v in verdicts.iter_mut().filter(|v| v.fired) {
+            if let (Some(key), Some(subject)) = (&v.key, &v.subject) {
+                let track = self.tracks.assign(key, subject, t);
+                v.key = Some(format!("{key}#{track}"));
+                v.detail.insert("track".into(), track.into());
+            }
+        }
     }
 
     /// End of stream: decides every candidate still held.
@@ -342,16 +361,15 @@ impl Selector {
             r.dedup();
             r
         };
-        let priority = self.budget.is_priority(reasons.iter().copied());
         let verdict = if reasons.is_empty() {
             Err("cooldown")
         } else {
             self.budget
-                .admit(c.t, priority)
+                .admit(c.t, live.value)
                 .map_err(|refusal| refusal.name())
         };
         let keep = verdict.is_ok();
-        let record = self.record(c, &live, priority, verdict.err());
+        let record = self.record(c, &live, verdict.err());
         match verdict {
             Ok(()) => {
                 self.stats.kept += 1;
@@ -386,13 +404,7 @@ impl Selector {
         }
     }
 
-    fn record(
-        &self,
-        c: &Candidate,
-        live: &Live,
-        priority: bool,
-        skipped: Option<&'static str>,
-    ) -> Value {
+    fn record(&self, c: &Candidate, live: &Live, skipped: Option<&'static str>) -> Value {
         let mut strategies = Map::new();
         for (i, v) in c.verdicts.iter().enumerate() {
             let mut j = v.to_json();
@@ -409,7 +421,7 @@ impl Selector {
             "budget": {
                 "kept_within_minute": minute,
                 "kept_within_hour": hour,
-                "priority": priority,
+                "share": round(self.budget.share(live.value) as f32),
             },
             "capture_ms": c.t.as_millis() as u64,
         });

@@ -47,10 +47,12 @@ impl Occlusion {
             }
         }
         if let Some((c, hidden, occluder)) = best {
-            v.score = c;
+            // 0.5 at the threshold, 1 from twice it.
+            v.score = (c / (2.0 * self.cfg.min_contact).max(1e-6)).min(1.0);
             v.fired = c >= self.cfg.min_contact;
             let name = frame.name(hidden);
             v.key = Some(format!("occlusion:{name}"));
+            v.subject = Some(hidden.bbox);
             v = v
                 .with("hidden", name)
                 .with("by", frame.name(occluder))
@@ -183,7 +185,8 @@ mod tests {
         };
         let v = eval(&cfg, &d);
         assert!(v.fired);
-        assert!((v.score - 1.0).abs() < 1e-6);
+        assert_eq!(v.detail["contact"], 1.0);
+        assert_eq!(v.score, 1.0);
         // Empty pairs: any classes.
         let any = OcclusionConfig {
             pairs: vec![],

@@ -98,7 +98,6 @@ fn the_best_frame_of_a_window_wins_a_single_slot() {
     let cfg = only(|c| {
         c.crowd.enabled = true;
         c.budget.max_per_minute = 1;
-        c.budget.reserve_fraction = 0.0;
         c.window_ms = 1000;
     });
     // Ten frames of one window with growing crowds: the biggest crowd scores best.
@@ -166,7 +165,7 @@ fn budget_limits_hold_over_any_minute_and_hour() {
         c.budget.cooldown_ms = 0;
         c.budget.max_per_minute = 12;
         c.budget.max_per_hour = 300;
-        c.budget.reserve_fraction = 0.0;
+        c.budget.full_value = 0.01;
     });
     // Two hours of crowds at 2 fps: everything is a candidate.
     let frames: Vec<Detections> = (0..3).map(|k| det(crowd(8 + k))).collect();
@@ -201,7 +200,7 @@ fn budget_limits_hold_over_any_minute_and_hour() {
 }
 
 #[test]
-fn the_reserve_keeps_room_for_priority_reasons() {
+fn low_value_frames_leave_room_for_rare_events() {
     let cfg = only(|c| {
         c.crowd.enabled = true;
         c.crowd.classes = vec!["car".into()];
@@ -209,7 +208,6 @@ fn the_reserve_keeps_room_for_priority_reasons() {
         c.budget.cooldown_ms = 0;
         c.budget.max_per_minute = 10;
         c.budget.max_per_hour = 0;
-        c.budget.reserve_fraction = 0.3;
     });
     let mut sel = Selector::new(&cfg).unwrap();
     let mut i = 0u64;
@@ -223,16 +221,42 @@ fn the_reserve_keeps_room_for_priority_reasons() {
     };
     // Learn that cars are common and animals absent.
     offer(&mut sel, &det(vec![car()]), 3000);
-    // 20 s of traffic jam: ordinary frames stop at 7 of 10.
+    // 20 s of traffic jam: crowd frames of value 0.5 × 9/16 stop at 2 of 10.
     let c = offer(&mut sel, &det(vec![car(); 9]), 200);
-    assert_eq!(c.iter().filter(|d| d.keep).count(), 7);
+    assert_eq!(c.iter().filter(|d| d.keep).count(), 2);
+    // 20 s of a bigger jam (value 0.5): up to 5.
+    let c = offer(&mut sel, &det(vec![car(); 16]), 200);
+    assert_eq!(c.iter().filter(|d| d.keep).count(), 3);
     // Then an animal: still room.
     let mut a = offer(&mut sel, &det(vec![car(), animal()]), 25);
     a.extend(sel.finish());
     let kept_animal: Vec<&Decision> = a.iter().filter(|d| d.keep).collect();
     assert!(!kept_animal.is_empty());
     assert!(kept_animal[0].reasons.contains(&"rare_class".to_string()));
-    assert_eq!(kept_animal[0].record["budget"]["priority"], true);
+    assert_eq!(kept_animal[0].record["budget"]["share"], 1.0);
+    assert_eq!(kept_animal[0].record["budget"]["kept_within_minute"], 5);
+}
+
+#[test]
+fn cooldown_follows_the_object_not_the_class() {
+    let cfg = only(|c| {
+        c.occlusion.enabled = true;
+        c.budget.cooldown_ms = 30_000;
+    });
+    // A pedestrian above a parked car's roof line, then, 5 s later, another one elsewhere.
+    let hidden = |x: f32| {
+        det(vec![
+            inst(0, 0.9, [x, 100.0, x + 120.0, 160.0]),
+            inst(3, 0.8, [x + 50.0, 80.0, x + 65.0, 100.0]),
+        ])
+    };
+    let mut frames: Vec<Detections> = (0..50).map(|_| hidden(100.0)).collect();
+    frames.extend((0..50).map(|_| hidden(400.0)));
+    let out = run(&mut Selector::new(&cfg).unwrap(), &frames);
+    assert_eq!(kept(&out), vec![0, 50]);
+    let a = &out.iter().find(|d| d.seq == 0).unwrap().record["strategies"]["occlusion"];
+    let b = &out.iter().find(|d| d.seq == 50).unwrap().record["strategies"]["occlusion"];
+    assert_ne!(a["track"], b["track"]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! What one strategy says about one frame, and the small pieces every strategy shares.
 
+use crate::geometry::BBox;
 use crate::segment::{Detections, Instance};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub(crate) struct Verdict {
     /// What the budget's cooldown counts as "the same reason" (`rare_class:animal`); `None` for
     /// strategies that are their own dedup (diversity).
     pub key: Option<String>,
+    /// The object the reason is about, when there is one: the cooldown follows it from frame to
+    /// frame, so that it holds back this object and not the next of its kind.
+    pub subject: Option<BBox>,
     /// Strategy-specific figures for the record (`distance`, `class`, `contact`, ...).
     pub detail: Map<String, Value>,
 }
@@ -33,6 +37,7 @@ impl Verdict {
             weight,
             reason,
             key: None,
+            subject: None,
             detail: Map::new(),
         }
     }
