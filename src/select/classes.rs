@@ -1,27 +1,35 @@
 //! `classes`: classes of interest, scored higher the rarer they are on this stream.
 //!
-//! The share of recent frames that show each class is tracked with exponentially decaying
-//! counts (half-life `half_life_s` of capture time, so it does not depend on the frame rate).
+//! A class's frequency is its share of the objects that appeared recently: each detection is
+//! followed from frame to frame by its box ([`Tracks`]), a new track is one appearance, and the
+//! appearances are counted with exponentially decaying weights (half-life `half_life_s` of
+//! capture time). Counting objects rather than frames matters: an animal that stays on screen
+//! for ten seconds is still one rare animal, while a class that shows up in ones and twos now
+//! and then can be rare even though some frame always shows one. It also does not depend on the
+//! frame rate.
 //! A class's rarity is 1 at or below `rare_share`, 0 for a class in every frame, log-linear in
 //! between; its score is `weight × rarity` (× a balance factor when `balance` is on). The frame
 //! scores its best class; it is wanted when that reaches `threshold`.
 
 use super::config::ClassesConfig;
+use super::tracks::Tracks;
 use super::verdict::{round, FrameView, Verdict};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// Before any history, a class is assumed to be in half the frames, with the weight of this many
-/// frames (decaying like real counts): a fresh start does not call everything rare.
-const PRIOR_FRAMES: f64 = 20.0;
-const PRIOR_SHARE: f64 = 0.5;
+/// Before any history, a class is assumed to make up this share of the objects, with the weight
+/// of this many objects (decaying like real counts): a fresh start does not call everything rare.
+const PRIOR_OBJECTS: f64 = 20.0;
+const PRIOR_SHARE: f64 = 0.2;
 
 pub(crate) struct Classes {
     cfg: ClassesConfig,
-    /// Decayed number of frames showing each class id.
+    /// Decayed number of appearances of each class id.
     seen: Vec<f64>,
-    /// Decayed number of frames.
-    frames: f64,
+    /// Decayed number of appearances of all classes.
+    objects: f64,
+    /// Every detection's track, per class.
+    tracks: Tracks,
     /// Decayed weight of the prior.
     prior: f64,
     last_t: Option<Duration>,
@@ -35,8 +43,9 @@ impl Classes {
         Self {
             cfg: cfg.clone(),
             seen: Vec::new(),
-            frames: 0.0,
-            prior: PRIOR_FRAMES,
+            objects: 0.0,
+            tracks: Tracks::default(),
+            prior: PRIOR_OBJECTS,
             last_t: None,
             kept: Vec::new(),
             kept_frames: 0.0,
@@ -107,7 +116,7 @@ impl Classes {
                 .with("rarity", round(rarity));
         }
         v = v.with("classes", Value::Object(scores));
-        self.count(&present);
+        self.count(frame);
         v
     }
 
@@ -122,7 +131,7 @@ impl Classes {
 
     fn share(&self, id: u32) -> f64 {
         let seen = self.seen.get(id as usize).copied().unwrap_or(0.0);
-        (seen + self.prior * PRIOR_SHARE) / (self.frames + self.prior)
+        (seen + self.prior * PRIOR_SHARE) / (self.objects + self.prior)
     }
 
     /// Up to 2 for a class never kept, 1 at its fair share of the kept frames, less above it.
@@ -140,7 +149,7 @@ impl Classes {
             let dt = t.saturating_sub(last).as_secs_f64();
             if dt > 0.0 {
                 let k = 0.5f64.powf(dt / self.cfg.half_life_s as f64);
-                self.frames *= k;
+                self.objects *= k;
                 self.prior *= k;
                 self.seen.iter_mut().for_each(|s| *s *= k);
             }
@@ -148,12 +157,21 @@ impl Classes {
         self.last_t = Some(self.last_t.map_or(t, |l| l.max(t)));
     }
 
-    fn count(&mut self, present: &[u32]) {
-        self.frames += 1.0;
-        for &id in present {
-            grow(&mut self.seen, id);
-            self.seen[id as usize] += 1.0;
+    /// Counts the objects that appear in this frame (detections that continue no track).
+    fn count(&mut self, frame: &FrameView) {
+        for i in &frame.det.instances {
+            if i.score < self.cfg.min_score {
+                continue;
+            }
+            let name = frame.det.class_name(i.class_id);
+            let (_, new) = self.tracks.assign_new(name, &i.bbox, frame.t);
+            if new {
+                self.objects += 1.0;
+                grow(&mut self.seen, i.class_id);
+                self.seen[i.class_id as usize] += 1.0;
+            }
         }
+        self.tracks.prune(frame.t);
     }
 }
 
@@ -175,7 +193,7 @@ fn rarity(share: f64, rare_share: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::select::testutil::{det, inst};
+    use crate::select::testutil::{det, inst, traffic, traffic_of};
 
     fn frame(t_ms: u64, d: &crate::segment::Detections) -> FrameView<'_> {
         FrameView {
@@ -196,18 +214,13 @@ mod tests {
     #[test]
     fn a_class_unseen_for_long_is_rare_and_a_common_one_is_not() {
         let mut c = Classes::new(&ClassesConfig::default());
-        let cars = det(vec![inst(0, 0.9, [0.0, 0.0, 10.0, 10.0])]);
-        for i in 0..2000 {
-            let v = c.evaluate(&frame(i * 100, &cars));
-            if i > 100 {
-                assert!(!v.fired, "frame {i}: {v:?}");
-            }
+        // Ten minutes of traffic: a new car every 2 s.
+        for i in 0..6000 {
+            let v = c.evaluate(&frame(i * 100, &det(vec![traffic(i)])));
+            assert!(!v.fired, "frame {i}: {v:?}");
         }
-        let with_animal = det(vec![
-            inst(0, 0.9, [0.0, 0.0, 10.0, 10.0]),
-            inst(6, 0.8, [20.0, 20.0, 30.0, 30.0]),
-        ]);
-        let v = c.evaluate(&frame(200_000, &with_animal));
+        let with_animal = det(vec![traffic(6000), inst(6, 0.8, [20.0, 20.0, 30.0, 30.0])]);
+        let v = c.evaluate(&frame(600_000, &with_animal));
         assert!(v.fired);
         assert_eq!(v.reason, "rare_class");
         assert_eq!(v.key.as_deref(), Some("classes:animal"));
@@ -217,9 +230,14 @@ mod tests {
             v.subject,
             Some(crate::geometry::BBox::new(20.0, 20.0, 30.0, 30.0))
         );
+        // The same animal lingering is still one animal: it stays rare.
+        for i in 1..300 {
+            let v = c.evaluate(&frame(600_000 + i * 100, &with_animal));
+            assert_eq!(v.reason, "rare_class", "frame {i}");
+        }
         // A detection below min_score does not count.
         let weak = det(vec![inst(6, 0.2, [20.0, 20.0, 30.0, 30.0])]);
-        assert!(!c.evaluate(&frame(200_100, &weak)).fired);
+        assert!(!c.evaluate(&frame(700_000, &weak)).fired);
     }
 
     #[test]
@@ -230,23 +248,18 @@ mod tests {
         };
         cfg.weights.insert("pedestrian".into(), 3.0);
         let mut c = Classes::new(&cfg);
-        // Pedestrians in a third of the frames: not rare, but weighted 3.
-        let ped = det(vec![inst(3, 0.9, [0.0, 0.0, 5.0, 10.0])]);
-        let cone = det(vec![inst(5, 0.9, [0.0, 0.0, 5.0, 5.0])]);
-        let empty = det(vec![]);
-        let mut last = None;
-        for i in 0..3000u64 {
-            let d = [&ped, &empty, &empty][(i % 3) as usize];
-            last = Some(c.evaluate(&frame(i * 100, d)));
-            if i % 3 == 0 && i > 300 {
-                let v = last.as_ref().unwrap();
+        // A third of the objects are pedestrians: not rare, but weighted 3.
+        for i in 0..6000u64 {
+            let class = if (i / 20) % 3 == 0 { 3 } else { 0 };
+            let v = c.evaluate(&frame(i * 100, &det(vec![traffic_of(class, i)])));
+            if class == 3 && i > 1000 {
                 assert!(v.fired, "{v:?}");
                 assert_eq!(v.reason, "class_of_interest");
             }
         }
-        let _ = last;
         // The cone is rare, but weighs nothing.
-        assert!(!c.evaluate(&frame(400_000, &cone)).fired);
+        let cone = det(vec![inst(5, 0.9, [0.0, 0.0, 5.0, 5.0])]);
+        assert!(!c.evaluate(&frame(600_000, &cone)).fired);
     }
 
     #[test]
@@ -255,17 +268,17 @@ mod tests {
             half_life_s: 10.0,
             ..Default::default()
         });
-        let animal = det(vec![inst(6, 0.9, [0.0, 0.0, 5.0, 5.0])]);
-        let empty = det(vec![]);
+        // 100 s of animals, one after the other.
         for i in 0..1000 {
-            c.evaluate(&frame(i * 100, &animal));
+            c.evaluate(&frame(i * 100, &det(vec![traffic_of(6, i)])));
         }
         assert!(c.share(6) > 0.9);
-        // After 100 s (10 half-lives) of empty frames, the animal is rare again.
-        for i in 0..1000 {
-            c.evaluate(&frame(100_000 + i * 100, &empty));
+        // After 100 s (10 half-lives) of cars, animals are rare again.
+        for i in 1000..2000 {
+            c.evaluate(&frame(i * 100, &det(vec![traffic(i)])));
         }
         assert!(c.share(6) < 0.02, "{}", c.share(6));
+        let animal = det(vec![inst(6, 0.9, [0.0, 0.0, 5.0, 5.0])]);
         assert!(c.evaluate(&frame(200_000, &animal)).fired);
     }
 

@@ -1,6 +1,6 @@
 //! The selector as a whole: windows, budget, cooldown, records, reconfiguration.
 
-use super::testutil::{det, inst};
+use super::testutil::{det, inst, traffic};
 use super::*;
 use std::collections::HashSet;
 
@@ -134,13 +134,15 @@ fn window_zero_decides_each_frame_as_it_comes() {
 fn cooldown_keeps_a_lingering_rare_object_from_filling_the_budget() {
     let cfg = only(|c| {
         c.classes.enabled = true;
+        // A short history: 90 cars.
+        c.classes.rare_share = 0.05;
         // Weighted so heavily that it stays wanted even once it is no longer rare.
         c.classes.weights.insert("animal".into(), 100.0);
         c.budget.cooldown_ms = 10_000;
         c.budget.max_per_minute = 100;
     });
     // 3 minutes of cars, then the same animal for 60 s, at 10 fps.
-    let mut frames: Vec<Detections> = (0..1800).map(|_| det(vec![car()])).collect();
+    let mut frames: Vec<Detections> = (0..1800).map(|i| det(vec![traffic(i)])).collect();
     frames.extend((0..600).map(|_| det(vec![car(), animal()])));
     let out = run(&mut Selector::new(&cfg).unwrap(), &frames);
     let k = kept(&out);
@@ -205,6 +207,7 @@ fn low_value_frames_leave_room_for_rare_events() {
         c.crowd.enabled = true;
         c.crowd.classes = vec!["car".into()];
         c.classes.enabled = true;
+        c.classes.rare_share = 0.05;
         c.budget.cooldown_ms = 0;
         c.budget.max_per_minute = 10;
         c.budget.max_per_hour = 0;
@@ -220,7 +223,9 @@ fn low_value_frames_leave_room_for_rare_events() {
         out
     };
     // Learn that cars are common and animals absent.
-    offer(&mut sel, &det(vec![car()]), 3000);
+    for k in 0..3000 {
+        offer(&mut sel, &det(vec![traffic(k)]), 1);
+    }
     // 20 s of traffic jam: crowd frames of value 0.5 × 9/16 stop at 2 of 10.
     let c = offer(&mut sel, &det(vec![car(); 9]), 200);
     assert_eq!(c.iter().filter(|d| d.keep).count(), 2);
@@ -291,10 +296,13 @@ fn records_hold_every_enabled_strategy() {
 
 #[test]
 fn reconfigure_applies_new_settings_and_keeps_what_was_learned() {
-    let cfg = only(|c| c.classes.enabled = true);
+    let cfg = only(|c| {
+        c.classes.enabled = true;
+        c.classes.rare_share = 0.05;
+    });
     let mut sel = Selector::new(&cfg).unwrap();
     for i in 0..3000u64 {
-        sel.offer(i, ms(i * 100), &det(vec![car()]));
+        sel.offer(i, ms(i * 100), &det(vec![traffic(i)]));
     }
     let mut bad = cfg.clone();
     bad.budget.max_per_minute = 1_000_000;

@@ -42,3 +42,15 @@ pub(crate) fn names() -> Arc<[String]> {
     }
     NAMES.with(|n| n.clone())
 }
+
+/// A car that is a new object every 2 s at 10 fps (frame `i`): it stands at one of five spots
+/// 120 px apart for 20 frames, so a track ends before its spot comes round again.
+pub(crate) fn traffic(i: u64) -> Instance {
+    traffic_of(0, i)
+}
+
+/// [`traffic`] of any class.
+pub(crate) fn traffic_of(class: u32, i: u64) -> Instance {
+    let x = ((i / 20) % 5) as f32 * 120.0 + 10.0;
+    inst(class, 0.9, [x, 200.0, x + 60.0, 240.0])
+}
