@@ -160,7 +160,8 @@ impl Default for ClassesConfig {
 pub struct OcclusionConfig {
     /// Default true.
     pub enabled: bool,
-    /// Multiplies the score into the frame's value. Default 1.0.
+    /// Multiplies the score into the frame's value. Default 0.8 (below a rare class: in a busy
+    /// street partly hidden pedestrians are common, and must not take all the budget).
     pub weight: f32,
     /// `[occluded, occluder]` class-name pairs to look for; empty: any pair. Default: pedestrian,
     /// cyclist or animal behind a car, truck or bus.
@@ -183,7 +184,7 @@ impl Default for OcclusionConfig {
         }
         Self {
             enabled: true,
-            weight: 1.0,
+            weight: 0.8,
             pairs,
             min_score: 0.3,
             min_contact: 0.1,
@@ -443,6 +444,7 @@ mod tests {
         assert_eq!(c.budget.cooldown_ms, 10_000);
         assert_eq!(c.diversity.target_ratio, 0.005);
         assert_eq!(c.occlusion.pairs.len(), 9);
+        assert_eq!(c.occlusion.weight, 0.8);
         assert_eq!(c.uncertainty.measure, UncertaintyMeasure::Margin);
         assert!(!c.small_objects.enabled);
         assert_eq!(c.interval.period_ms, 60_000);
