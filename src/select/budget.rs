@@ -60,10 +60,9 @@ impl Budget {
     /// decided in time order).
     pub fn cooling(&self, key: &str, t: Duration) -> bool {
         let period = Duration::from_millis(self.cfg.cooldown_ms);
-        self.cooldown.get(key).is_some_and(|&last| {
-            let gap = if t >= last { t - last } else { last - t };
-            gap < period
-        })
+        self.cooldown
+            .get(key)
+            .is_some_and(|&last| t.abs_diff(last) < period)
     }
 
     /// Whether one more frame of `value` at `t` fits the limits.

@@ -58,8 +58,8 @@ pub struct BudgetConfig {
     /// After a frame is kept for a reason, further frames for that same reason alone are skipped
     /// for this many milliseconds of capture time, so that one lingering object does not fill
     /// the budget with near-identical frames (0 = off). "The same reason" is the same object for
-    /// `rare_class`/`class_of_interest` (same class) and `occlusion` (same hidden class), followed
-    /// from frame to frame by its box; the reason itself for the others. Default 10000.
+    /// `rare_class`/`class_of_interest` and `occlusion` (the object the reason is about, followed
+    /// from frame to frame by its box), the reason itself for the others. Default 10000.
     pub cooldown_ms: u64,
 }
 
