@@ -2,8 +2,16 @@
 
 use super::{Decided, Select};
 use crate::capture::Timestamp;
+use crate::config::{Config, ConfigError};
 use crate::segment::Detections;
 use crate::select::{Decision, Selector};
+
+/// The selector as configured by `[select]` (errors name `select.<key>`); what
+/// `assemble::build_select` on main calls (the `allow` can go once both are merged).
+#[allow(dead_code)]
+pub fn build(cfg: &Config) -> Result<Selector, ConfigError> {
+    Selector::new(&cfg.select).map_err(|e| e.within("select"))
+}
 
 impl Select for Selector {
     fn offer(&mut self, seq: u64, captured: Timestamp, detections: &Detections) -> Vec<Decided> {
@@ -44,7 +52,7 @@ mod tests {
     fn the_selector_drives_through_the_pipeline_trait() {
         let mut cfg = crate::config::Config::default();
         cfg.select.window_ms = 0;
-        let mut sel: Box<dyn Select> = Box::new(Selector::new(&cfg.select).unwrap());
+        let mut sel: Box<dyn Select> = Box::new(build(&cfg).unwrap());
         let det = Detections {
             image_width: 64,
             image_height: 36,
@@ -70,5 +78,6 @@ mod tests {
         let e = sel.reconfigure(&bad).unwrap_err();
         assert!(e.starts_with("select.budget.full_value"), "{e}");
         sel.reconfigure(&cfg).unwrap();
+        assert_eq!(build(&bad).err().unwrap().key, "select.budget.full_value");
     }
 }

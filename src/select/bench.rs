@@ -543,7 +543,7 @@ mod tests {
         assert_eq!((occ.events, occ.caught), (1, 0));
         assert_eq!(s.kept, 2);
         assert!((s.keep_rate() - 0.4).abs() < 1e-9);
-        assert!(table(&[s.clone()]).contains("rare_class"));
+        assert!(table(std::slice::from_ref(&s)).contains("rare_class"));
         assert_eq!(s.to_json()["events"]["rare_class"]["caught"], 2);
     }
 

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 pub struct SelectConfig {
     /// Look-back window, milliseconds of capture time: candidate frames are held this long and
     /// each window is decided best-value first, so that when the budget or a cooldown allows
-    /// only one frame of a burst, it is the best one (0 decides each frame as it comes; the
-    /// pipeline holds at most about `window_ms` × frame rate frames). Default 2000.
+    /// only one frame of a burst, it is the best one (0 decides each frame as it comes). Costs
+    /// memory: the pipeline keeps the image of every candidate until it is decided, up to
+    /// `window_ms` × frame rate images (2.7 MB each at 1280x720) (0..=60000). Default 2000.
     pub window_ms: u64,
     pub budget: BudgetConfig,
     pub diversity: DiversityConfig,
@@ -448,6 +449,19 @@ mod tests {
         assert_eq!(c.uncertainty.measure, UncertaintyMeasure::Margin);
         assert!(!c.small_objects.enabled);
         assert_eq!(c.interval.period_ms, 60_000);
+    }
+
+    #[test]
+    fn the_documented_section_is_the_defaults() {
+        // docs/SELECTION.md shows the whole `[select]` section with every default; keep it true.
+        let doc = include_str!("../../docs/SELECTION.md");
+        let start = doc
+            .find("```toml\n[select]")
+            .expect("a toml block in SELECTION.md")
+            + 8;
+        let len = doc[start..].find("```").expect("end of the toml block");
+        let cfg = crate::config::Config::parse(&doc[start..start + len]).unwrap();
+        assert_eq!(cfg.select, SelectConfig::default());
     }
 
     #[test]
