@@ -24,4 +24,5 @@ pub mod geometry;
 pub mod overlay;
 pub mod pipeline;
 pub mod segment;
+pub mod select;
 pub mod store;

@@ -19,3 +19,5 @@ mod synthetic;
 mod dataset;
 // `edgesift run` end to end: synthetic and replay runs, bad input, SIGKILL and restart, quota.
 mod daemon;
+// Frame selection against the synthetic stream's ground-truth events.
+mod select;

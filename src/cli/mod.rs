@@ -1,5 +1,6 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
+mod bench_select;
 mod check;
 mod check_config;
 mod devices;
@@ -56,6 +57,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Render a training dataset (yolo-seg and/or COCO) with the synthetic road-scene generator.
     Synth(synth::SynthArgs),
+    /// Selection quality on a synthetic stream: events caught vs interval and random sampling.
+    BenchSelect(bench_select::BenchSelectArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -71,6 +74,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Devices(a) => devices::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::BenchSelect(a) => bench_select::run(a),
     }
 }
 

@@ -27,6 +27,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub store: StoreConfig,
     pub pipeline: PipelineConfig,
+    pub select: crate::select::SelectConfig,
 }
 
 /// Why a config file could not be used.
@@ -110,6 +111,7 @@ impl Config {
         self.model.validate().map_err(|e| e.within("model"))?;
         self.store.validate().map_err(|e| e.within("store"))?;
         self.pipeline.validate().map_err(|e| e.within("pipeline"))?;
+        self.select.validate().map_err(|e| e.within("select"))?;
         Ok(())
     }
 }

@@ -1,0 +1,203 @@
+//! `occlusion`: an object partly hidden by another, e.g. a pedestrian behind a parked van.
+//!
+//! For each configured `[hidden, occluder]` pair of detections, the hidden one must be *behind*
+//! (its lowest visible row not below the occluder's: farther from a ground-level camera) and
+//! *touch* it: the share of its mask's outline pixels that have an occluder pixel within a small
+//! radius (a hidden object's outline runs along its occluder), or, for segmenters whose masks
+//! overlap, the share of its mask inside the occluder's. The frame scores its best pair.
+
+use super::config::OcclusionConfig;
+use super::verdict::{round, FrameView, Verdict};
+use crate::geometry::Mask;
+use crate::segment::Instance;
+
+pub(crate) struct Occlusion {
+    cfg: OcclusionConfig,
+}
+
+impl Occlusion {
+    pub fn new(cfg: &OcclusionConfig) -> Self {
+        Self { cfg: cfg.clone() }
+    }
+
+    pub fn reconfigure(&mut self, cfg: &OcclusionConfig) {
+        self.cfg = cfg.clone();
+    }
+
+    pub fn evaluate(&self, frame: &FrameView) -> Verdict {
+        let mut v = Verdict::new("occlusion", "occlusion", self.cfg.weight);
+        let det = frame.det;
+        // Contact radius: about 1 pixel per 320 of width, so it means the same at any resolution.
+        let radius = (det.image_width / 320).clamp(1, 8) as i64;
+        let strong: Vec<&Instance> = det
+            .instances
+            .iter()
+            .filter(|i| i.score >= self.cfg.min_score)
+            .collect();
+        let mut best: Option<(f32, &Instance, &Instance)> = None;
+        for hidden in &strong {
+            for occluder in &strong {
+                if std::ptr::eq(*hidden, *occluder) || !self.pair_wanted(frame, hidden, occluder) {
+                    continue;
+                }
+                let c = contact(hidden, occluder, radius);
+                if c > 0.0 && best.is_none_or(|b| c > b.0) {
+                    best = Some((c, hidden, occluder));
+                }
+            }
+        }
+        if let Some((c, hidden, occluder)) = best {
+            // 0.5 at the threshold, 1 from twice it.
+            v.score = (c / (2.0 * self.cfg.min_contact).max(1e-6)).min(1.0);
+            v.fired = c >= self.cfg.min_contact;
+            let name = frame.name(hidden);
+            v.key = Some(format!("occlusion:{name}"));
+            v.subject = Some(hidden.bbox);
+            v = v
+                .with("hidden", name)
+                .with("by", frame.name(occluder))
+                .with("contact", round(c));
+        }
+        v
+    }
+
+    fn pair_wanted(&self, frame: &FrameView, hidden: &Instance, occluder: &Instance) -> bool {
+        if self.cfg.pairs.is_empty() {
+            return true;
+        }
+        let (h, o) = (frame.name(hidden), frame.name(occluder));
+        self.cfg.pairs.iter().any(|[a, b]| a == h && b == o)
+    }
+}
+
+/// How much of `hidden` borders or lies inside `occluder` (0..=1); 0 unless `hidden` is behind.
+fn contact(hidden: &Instance, occluder: &Instance, radius: i64) -> f32 {
+    let (hb, ob) = (&hidden.bbox, &occluder.bbox);
+    let r = radius as f32;
+    // Boxes must touch (within the radius) ...
+    if hb.x2 + r < ob.x1 || ob.x2 + r < hb.x1 || hb.y2 + r < ob.y1 || ob.y2 + r < hb.y1 {
+        return 0.0;
+    }
+    // ... and the hidden one must stand farther away: its lowest visible row not below the
+    // occluder's.
+    if hb.y2 > ob.y2 + r {
+        return 0.0;
+    }
+    let (hm, om) = (&hidden.mask, &occluder.mask);
+    let area = hm.area();
+    if area == 0 || om.area() == 0 {
+        return 0.0;
+    }
+    let overlap = hm.intersection(om) as f32 / area as f32;
+    overlap.max(outline_contact(hm, om, radius))
+}
+
+/// Share of the outline pixels of `a` with a pixel of `b` within `radius` (Chebyshev).
+fn outline_contact(a: &Mask, b: &Mask, radius: i64) -> f32 {
+    let ra = a.rect();
+    let (w, h) = (a.image_width() as i64, a.image_height() as i64);
+    let (mut outline, mut touching) = (0u32, 0u32);
+    for y in ra.y..ra.bottom() {
+        for x in ra.x..ra.right() {
+            if !a.get(x, y) {
+                continue;
+            }
+            let (xi, yi) = (x as i64, y as i64);
+            let edge = [(-1, 0), (1, 0), (0, -1), (0, 1)].iter().any(|(dx, dy)| {
+                let (nx, ny) = (xi + dx, yi + dy);
+                nx < 0 || ny < 0 || nx >= w || ny >= h || !a.get(nx as u32, ny as u32)
+            });
+            if !edge {
+                continue;
+            }
+            outline += 1;
+            let near = (-radius..=radius).any(|dy| {
+                (-radius..=radius).any(|dx| {
+                    let (nx, ny) = (xi + dx, yi + dy);
+                    nx >= 0 && ny >= 0 && b.get(nx as u32, ny as u32)
+                })
+            });
+            touching += near as u32;
+        }
+    }
+    if outline == 0 {
+        0.0
+    } else {
+        touching as f32 / outline as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::select::testutil::{det, inst};
+    use std::time::Duration;
+
+    fn eval(cfg: &OcclusionConfig, d: &crate::segment::Detections) -> Verdict {
+        Occlusion::new(cfg).evaluate(&FrameView {
+            t: Duration::ZERO,
+            det: d,
+        })
+    }
+
+    #[test]
+    fn pedestrian_whose_lower_body_is_hidden_behind_a_car_fires() {
+        // A car at rows 100..160; the head and shoulders of a pedestrian above its roof line.
+        let d = det(vec![
+            inst(0, 0.9, [100.0, 100.0, 220.0, 160.0]),
+            inst(3, 0.8, [150.0, 80.0, 165.0, 100.0]),
+        ]);
+        let v = eval(&OcclusionConfig::default(), &d);
+        assert!(v.fired, "{v:?}");
+        assert_eq!(v.detail["hidden"], "pedestrian");
+        assert_eq!(v.detail["by"], "car");
+        assert_eq!(v.key.as_deref(), Some("occlusion:pedestrian"));
+    }
+
+    #[test]
+    fn a_pedestrian_in_front_of_or_away_from_a_car_does_not() {
+        // In front: the pedestrian's feet are below the car's bottom row.
+        let front = det(vec![
+            inst(0, 0.9, [100.0, 100.0, 220.0, 160.0]),
+            inst(3, 0.8, [150.0, 120.0, 165.0, 175.0]),
+        ]);
+        assert!(!eval(&OcclusionConfig::default(), &front).fired);
+        let apart = det(vec![
+            inst(0, 0.9, [100.0, 100.0, 220.0, 160.0]),
+            inst(3, 0.8, [300.0, 80.0, 315.0, 140.0]),
+        ]);
+        let v = eval(&OcclusionConfig::default(), &apart);
+        assert!(!v.fired);
+        assert_eq!(v.score, 0.0);
+    }
+
+    #[test]
+    fn pairs_restrict_the_classes_and_overlapping_masks_count() {
+        // Overlapping masks (a segmenter's masks may overlap): the cone mostly inside the truck.
+        let d = det(vec![
+            inst(1, 0.9, [100.0, 100.0, 220.0, 160.0]),
+            inst(5, 0.8, [110.0, 120.0, 130.0, 150.0]),
+        ]);
+        assert!(!eval(&OcclusionConfig::default(), &d).fired);
+        let cfg = OcclusionConfig {
+            pairs: vec![["traffic_cone".into(), "truck".into()]],
+            ..Default::default()
+        };
+        let v = eval(&cfg, &d);
+        assert!(v.fired);
+        assert_eq!(v.detail["contact"], 1.0);
+        assert_eq!(v.score, 1.0);
+        // Empty pairs: any classes.
+        let any = OcclusionConfig {
+            pairs: vec![],
+            ..Default::default()
+        };
+        assert!(eval(&any, &d).fired);
+        // Weak detections are ignored.
+        let weak = OcclusionConfig {
+            min_score: 0.85,
+            ..any
+        };
+        assert!(!eval(&weak, &d).fired);
+    }
+}
