@@ -15,7 +15,9 @@
 # run here under `qemu-aarch64-static` (set as the cargo runner), which needs no `-L` for static
 # binaries.
 #
-# Output: target/aarch64-unknown-linux-gnu/release/edgesift
+# Output: target/cross/aarch64-unknown-linux-gnu/release/edgesift. The cross build has a target
+# directory of its own (CARGO_TARGET_DIR, default target/cross): it uses another compiler than the
+# host build, so sharing target/ would make the two lock and rebuild each other's host artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --glibc=*) glibc="${1#--glibc=}" ;;
     --install-only) install_only=1 ;;
     --) shift; cargo_cmd=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "cross-build: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -83,6 +85,7 @@ rustflags="${RUSTFLAGS:-}"
 [ -n "$cpu" ] && rustflags="$rustflags -C target-cpu=$cpu"
 [ "$static" -eq 1 ] && rustflags="$rustflags -C target-feature=+crt-static"
 export "CARGO_TARGET_${T_UP}_RUSTFLAGS=${rustflags# }"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cross}"
 # A static (or any cross) build must not pick up the host's pkg-config results.
 export PKG_CONFIG_ALLOW_CROSS=1
 

@@ -4,7 +4,7 @@
 # video group, and the data directory. Run from the repository root after building.
 #
 #   sudo scripts/install.sh                               # target/release/edgesift
-#   sudo scripts/install.sh --binary target/aarch64-unknown-linux-gnu/release/edgesift
+#   sudo scripts/install.sh --binary target/cross/aarch64-unknown-linux-gnu/release/edgesift
 #   sudo scripts/install.sh --enable                      # also enable and start the service
 #   scripts/install.sh --destdir /tmp/stage               # stage into a directory (no user, no systemctl)
 #   sudo scripts/install.sh --uninstall                   # remove binary and unit (config, data, user stay)

@@ -12,6 +12,7 @@ mod error;
 
 pub use error::{check_range, ConfigError};
 
+use crate::ops::{LogConfig, MetricsConfig, WatchdogConfig};
 use crate::pipeline::PipelineConfig;
 use crate::segment::ModelConfig;
 use crate::store::StoreConfig;
@@ -25,6 +26,9 @@ pub struct Config {
     pub model: ModelConfig,
     pub store: StoreConfig,
     pub pipeline: PipelineConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub watchdog: WatchdogConfig,
 }
 
 /// Why a config file could not be used.
@@ -105,6 +109,9 @@ impl Config {
         self.model.validate().map_err(|e| e.within("model"))?;
         self.store.validate().map_err(|e| e.within("store"))?;
         self.pipeline.validate().map_err(|e| e.within("pipeline"))?;
+        self.metrics.validate().map_err(|e| e.within("metrics"))?;
+        self.log.validate().map_err(|e| e.within("log"))?;
+        self.watchdog.validate().map_err(|e| e.within("watchdog"))?;
         Ok(())
     }
 }

@@ -29,7 +29,9 @@ mod store_sink;
 mod tests;
 
 pub use config::PipelineConfig;
-pub use stats::{LatencySummary, StageCounters, Stats, StatsSnapshot};
+pub use stats::{
+    LatencyHistogram, LatencySummary, StageCounters, Stats, StatsSnapshot, LATENCY_BUCKETS,
+};
 pub use status::{human_bytes, status_line, summary};
 pub use store_sink::StoreSink;
 
