@@ -61,6 +61,8 @@ def main() -> int:
     p.add_argument("--min-pixels", type=int, default=40)
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--hours", type=float, default=None,
+                   help="wall-clock training budget; ultralytics fits the LR schedule to it (overrides --epochs)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "models" / "edgesift-road-n-seg.safetensors")
@@ -89,9 +91,11 @@ def main() -> int:
             data=str(work / "data" / "data.yaml"), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
             device="cpu", workers=args.workers, seed=0, deterministic=True, project=str(work / "runs"),
             name="train", exist_ok=True, plots=False, amp=False, patience=args.epochs, verbose=True,
+            **({"time": args.hours} if args.hours else {}),
         )
         report["train_seconds"] = round(time.time() - t1, 1)
         report["train_epochs"] = args.epochs
+        report["train_hours_budget"] = args.hours
     report_path.write_text(json.dumps(report, indent=1) + "\n")
 
     t2 = time.time()

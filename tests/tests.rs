@@ -17,3 +17,5 @@ mod replay;
 mod synthetic;
 // Dataset export (yolo-seg, COCO) and the COCO reader.
 mod dataset;
+// `edgesift run` end to end: synthetic and replay runs, bad input, SIGKILL and restart, quota.
+mod daemon;

@@ -21,6 +21,7 @@
 //! Buffers are recycled: [`Source::next_frame`] writes into an image it is handed, so the hot path
 //! allocates nothing once the pool is warm.
 
+mod config;
 pub mod convert;
 mod pace;
 mod replay;
@@ -28,6 +29,7 @@ pub mod synthetic;
 mod truth;
 pub mod v4l2;
 
+pub use config::{SourceConfig, SourceKind};
 pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
 pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
 pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};

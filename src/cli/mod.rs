@@ -1,9 +1,11 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
 mod check;
+mod check_config;
 mod devices;
 mod eval;
 mod ls;
+mod run;
 mod segment;
 mod stats;
 mod store_stress;
@@ -28,6 +30,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Run the daemon: capture, segment, select and store until stopped.
+    Run(run::RunArgs),
+    /// Validate a config file (and find its model) without running anything.
+    CheckConfig(check_config::CheckConfigArgs),
     /// Segment one image (or run the bare network on a tensor file, for parity checks).
     Segment(segment::SegmentArgs),
     /// Verify the store: index integrity, every sample's files, no stray or leftover files.
@@ -51,6 +57,8 @@ pub enum Command {
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run(a) => run::run(a),
+        Command::CheckConfig(a) => check_config::run(a),
         Command::Segment(a) => segment::run(a),
         Command::Check(a) => check::run(a),
         Command::Ls(a) => ls::run(a),

@@ -12,6 +12,7 @@ mod error;
 
 pub use error::{check_range, ConfigError};
 
+use crate::capture::SourceConfig;
 use crate::ops::{LogConfig, MetricsConfig, WatchdogConfig};
 use crate::pipeline::PipelineConfig;
 use crate::segment::ModelConfig;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    pub source: SourceConfig,
     pub model: ModelConfig,
     pub store: StoreConfig,
     pub pipeline: PipelineConfig,
@@ -34,6 +36,8 @@ pub struct Config {
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
+    #[error("no config file given and none found (looked for {}); pass --config FILE", .tried.join(", "))]
+    NotFound { tried: Vec<String> },
     #[error("cannot read config {path}: {source}")]
     Io {
         path: PathBuf,
@@ -60,7 +64,7 @@ impl ConfigFileError {
     /// The dotted key at fault, when one is.
     pub fn key(&self) -> Option<&str> {
         match self {
-            ConfigFileError::Io { .. } => None,
+            ConfigFileError::Io { .. } | ConfigFileError::NotFound { .. } => None,
             ConfigFileError::Parse { key, .. } => Some(key),
             ConfigFileError::Invalid { source, .. } => Some(&source.key),
         }
@@ -106,6 +110,7 @@ impl Config {
 
     /// Checks every section, naming the key (with its section) of the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.source.validate().map_err(|e| e.within("source"))?;
         self.model.validate().map_err(|e| e.within("model"))?;
         self.store.validate().map_err(|e| e.within("store"))?;
         self.pipeline.validate().map_err(|e| e.within("pipeline"))?;
@@ -113,6 +118,43 @@ impl Config {
         self.log.validate().map_err(|e| e.within("log"))?;
         self.watchdog.validate().map_err(|e| e.within("watchdog"))?;
         Ok(())
+    }
+}
+
+/// Where `edgesift run` looks for its config when not told: the repository's
+/// `config/edgesift.toml` (a checkout), then the packaged `/etc/edgesift/edgesift.toml`.
+pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["config/edgesift.toml", "/etc/edgesift/edgesift.toml"];
+
+/// Environment variable naming the config file (after `--config`, before the default paths).
+pub const CONFIG_ENV: &str = "EDGESIFT_CONFIG";
+
+/// Environment variable overriding `store.dir` (a `--data-dir` flag overrides it in turn).
+pub const DATA_DIR_ENV: &str = "EDGESIFT_DATA_DIR";
+
+/// The config file to use: `explicit` when given, else `$EDGESIFT_CONFIG`, else the first of
+/// [`DEFAULT_CONFIG_PATHS`] that exists.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigFileError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    DEFAULT_CONFIG_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| ConfigFileError::NotFound {
+            tried: DEFAULT_CONFIG_PATHS.iter().map(|s| s.to_string()).collect(),
+        })
+}
+
+impl Config {
+    /// Applies the environment's overrides of paths ([`DATA_DIR_ENV`]).
+    pub fn apply_env(&mut self) {
+        if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+            self.store.dir = PathBuf::from(dir);
+        }
     }
 }
 

@@ -21,13 +21,16 @@
 //! Shutdown: [`Control::stop`] (SIGTERM/SIGINT) stops capture; the frames in flight drain through
 //! segment, select (which decides the candidates it still holds) and store; then `run` returns.
 
+mod assemble;
 mod config;
+mod select_stage;
 mod stats;
 mod status;
 mod store_sink;
 #[cfg(test)]
 mod tests;
 
+pub use assemble::{assemble, build_select, AssembleError, Assembled};
 pub use config::PipelineConfig;
 pub use stats::{
     LatencyHistogram, LatencySummary, StageCounters, Stats, StatsSnapshot, LATENCY_BUCKETS,
