@@ -19,3 +19,5 @@ mod synthetic;
 mod dataset;
 // `edgesift run` end to end: synthetic and replay runs, bad input, SIGKILL and restart, quota.
 mod daemon;
+// `edgesift run` under systemd: sd_notify, SIGTERM drain, SIGHUP reload, the metrics endpoint.
+mod daemon_ops;

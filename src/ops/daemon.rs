@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The service around one pipeline run.
-#[derive(Debug)]
 pub struct Daemon {
     shared: Arc<Shared>,
     metrics: Option<(MetricsServer, Arc<MetricsSource>)>,
@@ -31,7 +30,6 @@ pub struct Daemon {
     watchdog: Option<WatchdogThread>,
 }
 
-#[derive(Debug)]
 struct Shared {
     notifier: Arc<Notifier>,
     liveness: Arc<Liveness>,
@@ -40,7 +38,9 @@ struct Shared {
     config_path: Option<PathBuf>,
     /// The configuration in force.
     config: Mutex<Config>,
-    verbose: u8,
+    /// What the command line and the environment change in a config read from the file
+    /// (`--data-dir`, `$EDGESIFT_DATA_DIR`); applied to a reloaded file too.
+    overrides: Box<dyn Fn(&mut Config) + Send + Sync>,
     stopping_sent: AtomicBool,
 }
 
@@ -52,10 +52,10 @@ impl Daemon {
     pub fn start(
         config: &Config,
         config_path: Option<&Path>,
+        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
         control: Arc<Control>,
-        verbose: u8,
     ) -> Self {
-        if let Err(e) = logging::apply(&config.log, verbose) {
+        if let Err(e) = logging::apply(&config.log) {
             tracing::debug!(error = %e, "log settings not applied");
         }
         let liveness = Arc::new(Liveness::new(
@@ -68,7 +68,7 @@ impl Daemon {
             control,
             config_path: config_path.map(Path::to_owned),
             config: Mutex::new(config.clone()),
-            verbose,
+            overrides: Box::new(overrides),
             stopping_sent: AtomicBool::new(false),
         });
         shared.notifier.status("starting: loading the model");
@@ -147,7 +147,12 @@ impl Daemon {
     }
 
     /// The pipeline has returned: tells systemd, stops the threads, closes the endpoint.
+    /// Dropping the daemon does the same.
     pub fn finish(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
         self.shared.send_stopping();
         if let Some(w) = self.watchdog.take() {
             w.stop();
@@ -158,6 +163,12 @@ impl Daemon {
         if let Some((m, _)) = self.metrics.take() {
             m.stop();
         }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
@@ -184,7 +195,8 @@ impl Shared {
         };
         self.notifier.reloading();
         match Config::load(path) {
-            Ok(new) => {
+            Ok(mut new) => {
+                (self.overrides)(&mut new);
                 let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
                 for section in restart_only_changes(&current, &new) {
                     tracing::warn!(
@@ -193,7 +205,7 @@ impl Shared {
                         "[{section}] changed; it takes effect at the next restart"
                     );
                 }
-                if let Err(e) = logging::apply(&new.log, self.verbose) {
+                if let Err(e) = logging::apply(&new.log) {
                     tracing::warn!(error = %e, "log settings not reloaded");
                 }
                 self.control.reload(Arc::new(new.clone()));
@@ -259,7 +271,7 @@ mod tests {
             control,
             config_path: path.map(Path::to_owned),
             config: Mutex::new(Config::default()),
-            verbose: 0,
+            overrides: Box::new(|c: &mut Config| c.store.dir = "/elsewhere".into()),
             stopping_sent: AtomicBool::new(false),
         }
     }
@@ -277,7 +289,10 @@ mod tests {
 
         std::fs::write(&path, "[store]\njpeg_quality = 70\n").unwrap();
         s.reload();
-        assert_eq!(s.config.lock().unwrap().store.jpeg_quality, 70);
+        let current = s.config.lock().unwrap().clone();
+        assert_eq!(current.store.jpeg_quality, 70);
+        // --data-dir and the environment still apply to the reloaded file.
+        assert_eq!(current.store.dir, Path::new("/elsewhere"));
         assert!(!control.stop_requested());
         s.stop();
         assert!(control.stop_requested());

@@ -10,6 +10,7 @@
 
 use super::config::{LogConfig, LogFormat};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -28,6 +29,8 @@ struct Handles {
 }
 
 static HANDLES: OnceLock<Handles> = OnceLock::new();
+/// `-v` count given to [`init`]; it keeps overriding `[log] level` across reloads.
+static VERBOSE: AtomicU8 = AtomicU8::new(0);
 
 /// The format `auto` resolves to here and now.
 pub fn detect() -> LogFormat {
@@ -48,6 +51,8 @@ fn stderr_is(dev_ino: &str) -> bool {
         return false;
     };
     match rustix::fs::fstat(std::io::stderr()) {
+        // dev_t and ino_t are not u64 on every target.
+        #[allow(clippy::unnecessary_cast)]
         Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
         Err(_) => false,
     }
@@ -91,6 +96,7 @@ fn format_layer(format: LogFormat) -> BoxedFmt {
 /// Installs the global subscriber: detected format, `info` (or `-v`'s level). Calling it again
 /// does nothing.
 pub fn init(verbose: u8) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
     let (filter, filter_handle) = reload::Layer::new(filter("info", verbose));
     let (format, format_handle) = reload::Layer::new(format_layer(LogFormat::Auto));
     let installed = tracing_subscriber::registry()
@@ -107,7 +113,8 @@ pub fn init(verbose: u8) {
 
 /// Applies `[log]` (at start-up of `edgesift run`, and on reload). `-v` and `RUST_LOG` still
 /// win over `level`.
-pub fn apply(cfg: &LogConfig, verbose: u8) -> Result<(), String> {
+pub fn apply(cfg: &LogConfig) -> Result<(), String> {
+    let verbose = VERBOSE.load(Ordering::Relaxed);
     let Some(h) = HANDLES.get() else {
         return Err("logging was not initialised".into());
     };
