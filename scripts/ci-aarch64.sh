@@ -21,5 +21,8 @@ built=$(date +%s)
 echo "ci-aarch64: build took $((built - start)) s"
 
 # The runner (qemu-aarch64-static, no -L: the binary is static) is set by cross-build.sh.
-scripts/cross-build.sh --static -- test --lib --locked "${jobs[@]}" -- "$@"
+# Skipped under qemu only: qemu-user answers ioctls it does not translate with ENOSYS, where a real
+# kernel answers VIDIOC_QUERYCAP on /dev/null with ENOTTY, so this test sees a different error.
+skip=(--skip capture::v4l2::device::tests::dev_null_is_not_a_camera)
+scripts/cross-build.sh --static -- test --lib --locked "${jobs[@]}" -- "${skip[@]}" "$@"
 echo "ci-aarch64: tests under qemu took $(( $(date +%s) - built )) s"

@@ -29,7 +29,7 @@ fi
 if [ "$arch" = arm64 ]; then
   # Static: one package for Raspberry Pi OS (glibc 2.36) and JetPack 5/6 (2.31/2.35) alike.
   scripts/cross-build.sh --static
-  CARGO_TARGET_DIR=target/cross cargo deb --no-build --target aarch64-unknown-linux-gnu --no-strip
+  CARGO_TARGET_DIR=target/cross cargo deb --no-build --target aarch64-unknown-linux-gnu --strip
 else
-  cargo deb --locked
+  cargo deb --locked --strip
 fi

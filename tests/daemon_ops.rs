@@ -408,3 +408,40 @@ fn metrics_endpoint_answers_on_loopback_with_the_documented_series() {
     // The port is closed with the process.
     assert!(TcpStream::connect(addr).is_err());
 }
+
+/// The shipped unit passes `systemd-analyze verify` (with ExecStart pointing at the binary under
+/// test, since /usr/bin/edgesift is not installed here).
+#[test]
+fn the_service_unit_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/edgesift.service"),
+    )
+    .unwrap();
+    for key in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "User=edgesift",
+        "SupplementaryGroups=video",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/edgesift",
+        "DeviceAllow=char-video4linux rw",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(key)), "{key} missing");
+    }
+    let unit = unit.replace("/usr/bin/edgesift", env!("CARGO_BIN_EXE_edgesift"));
+    let path = tmp.path().join("edgesift.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd) is needed to verify the unit");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify:\n{err}"
+    );
+}
