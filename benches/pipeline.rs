@@ -85,9 +85,11 @@ fn write_dump(dir: &Path) -> PathBuf {
 }
 
 fn config(dump: &Path, store: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.source = SourceConfig {
-        kind: SourceKind::Replay,
+    let mut cfg = Config {
+        source: SourceConfig {
+            kind: SourceKind::Replay,
+            ..Default::default()
+        },
         ..Default::default()
     };
     cfg.source.replay.path = dump.to_owned();

@@ -63,6 +63,9 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hours", type=float, default=None,
                    help="wall-clock training budget; ultralytics fits the LR schedule to it (overrides --epochs)")
+    p.add_argument("--finetune-hours", type=float, default=None,
+                   help="then continue from the first stage's best weights for this long (a second "
+                        "stage with its own LR schedule, no warm-up), when one run could not get the time")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "models" / "edgesift-road-n-seg.safetensors")
@@ -97,6 +100,23 @@ def main() -> int:
         report["train_epochs"] = args.epochs
         report["train_hours_budget"] = args.hours
     report_path.write_text(json.dumps(report, indent=1) + "\n")
+
+    if args.finetune_hours:
+        best2 = work / "runs" / "finetune" / "weights" / "best.pt"
+        if not best2.exists():
+            t1 = time.time()
+            model = YOLO(str(best), task="segment")
+            model.train(
+                data=str(work / "data" / "data.yaml"), imgsz=args.imgsz, epochs=args.epochs,
+                batch=args.batch, device="cpu", workers=args.workers, seed=1, deterministic=True,
+                project=str(work / "runs"), name="finetune", exist_ok=True, plots=False, amp=False,
+                patience=args.epochs, verbose=True, time=args.finetune_hours, warmup_epochs=0,
+                lr0=0.005,
+            )
+            report["finetune_seconds"] = round(time.time() - t1, 1)
+            report["finetune_hours_budget"] = args.finetune_hours
+            report_path.write_text(json.dumps(report, indent=1) + "\n")
+        best = best2
 
     t2 = time.time()
     trained = YOLO(str(best))

@@ -352,3 +352,50 @@ fn quota_holds_over_a_run() {
     );
     assert!(!stored.is_empty());
 }
+
+#[test]
+fn export_writes_what_the_daemon_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), SYNTHETIC, "");
+    let out = run(&cfg, &["--max-frames", "120"]);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    let dir = tmp.path().join("data");
+    let stored = assert_store_consistent(&dir);
+    let with_instances: Vec<_> = stored.iter().filter(|s| !s.instances.is_empty()).collect();
+    let ds = tmp.path().join("dataset");
+    let out = bin()
+        .args(["export", "--format", "coco,yolo-seg", "--dir"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&ds)
+        .output()
+        .unwrap();
+    assert_no_panic(&out);
+    if with_instances.is_empty() {
+        // Nothing to label is an error that says so, not an empty dataset.
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("no instances"));
+        return;
+    }
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    assert!(ds.join("data.yaml").is_file());
+    // The COCO files read back with the instances the store holds.
+    let mut images = 0;
+    let mut annotations = 0;
+    for split in ["train", "val"] {
+        let json = ds
+            .join("annotations")
+            .join(format!("instances_{split}.json"));
+        if let Ok(bytes) = std::fs::read(&json) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            images += v["images"].as_array().unwrap().len();
+            annotations += v["annotations"].as_array().unwrap().len();
+        }
+    }
+    assert_eq!(images, stored.len());
+    let expected: usize = stored
+        .iter()
+        .map(|s| s.instances.iter().filter(|i| i.area > 0).count())
+        .sum();
+    assert_eq!(annotations, expected);
+}

@@ -102,10 +102,13 @@ mod on_a_dataset {
         (r.to_bbox(), Mask::from_fn(64, 48, r, |_, _| true))
     }
 
-    /// Answers with the next prepared list of (class, score, square) per image.
+    /// One prepared answer: class, score and the square `(x, y, side)`.
+    type Answer = (u32, f32, (u32, u32, u32));
+
+    /// Answers with the next prepared list of answers per image.
     struct Oracle {
         info: ModelInfo,
-        answers: VecDeque<Vec<(u32, f32, (u32, u32, u32))>>,
+        answers: VecDeque<Vec<Answer>>,
     }
 
     impl Segmenter for Oracle {

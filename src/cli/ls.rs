@@ -119,7 +119,7 @@ fn table_time(unix_ns: i64) -> String {
         .unwrap_or_else(|_| format!("@{unix_ns}ns"))
 }
 
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(SystemTime::from(t));
     }

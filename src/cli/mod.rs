@@ -4,6 +4,7 @@ mod check;
 mod check_config;
 mod devices;
 mod eval;
+mod export;
 mod ls;
 mod run;
 mod segment;
@@ -39,6 +40,8 @@ pub enum Command {
     /// Verify the store: index integrity, every sample's files, no stray or leftover files.
     /// Exits 3 when the store is inconsistent.
     Check(check::CheckArgs),
+    /// Write stored samples as a dataset (COCO and/or ultralytics yolo-seg) for labelling.
+    Export(export::ExportArgs),
     /// List stored samples, newest first.
     Ls(ls::LsArgs),
     /// Totals of the store: samples, bytes, classes, reasons, time span, free space.
@@ -62,6 +65,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Segment(a) => segment::run(a),
         Command::Check(a) => check::run(a),
         Command::Ls(a) => ls::run(a),
+        Command::Export(a) => export::run(a),
         Command::Stats(a) => stats::run(a),
         Command::StoreStress(a) => store_stress::run(a),
         Command::Devices(a) => devices::run(a),

@@ -119,7 +119,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         .join()
         .unwrap_or_else(|_| Err(pipeline::PipelineError::Panicked("pipeline".into())));
     let snap = control.stats.snapshot();
-    print!("{}", pipeline::summary(&snap, &source, &model));
+    println!("{}", pipeline::summary(&snap, &source, &model));
     let _ = std::io::stdout().flush();
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -163,6 +163,44 @@ fn model_search_path(path: &Path, config_dir: Option<&Path>) -> Vec<PathBuf> {
     out
 }
 
+impl DeviceChoice {
+    /// The candle device for this choice. `auto` takes CUDA device 0 when this build has CUDA
+    /// and a GPU answers, and the CPU otherwise (saying why in the log); an explicit `cuda`
+    /// that cannot be used is an error rather than a silent fallback.
+    pub fn open(self) -> Result<Device, SegmentError> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto => {
+                if !candle_core::utils::cuda_is_available() {
+                    tracing::info!("model device: cpu (this build has no CUDA support)");
+                    return Ok(Device::Cpu);
+                }
+                match Device::new_cuda(0) {
+                    Ok(d) => {
+                        tracing::info!("model device: cuda:0");
+                        Ok(d)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no usable GPU; the model runs on the CPU");
+                        Ok(Device::Cpu)
+                    }
+                }
+            }
+            DeviceChoice::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(SegmentError::BadInput(format!(
+                        "model.device = cuda:{n}, but this edgesift build has no CUDA support \
+                         (build with --features cuda, or set device = \"cpu\" or \"auto\")"
+                    )));
+                }
+                Device::new_cuda(n).map_err(|e| {
+                    SegmentError::BadInput(format!("model.device = cuda:{n} is not usable: {e}"))
+                })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,43 +262,5 @@ mod tests {
         let e = missing.resolve_path(Some(&cfg_dir)).unwrap_err();
         assert_eq!(e.key, "path");
         assert!(e.problem.contains("nope.safetensors"));
-    }
-}
-
-impl DeviceChoice {
-    /// The candle device for this choice. `auto` takes CUDA device 0 when this build has CUDA
-    /// and a GPU answers, and the CPU otherwise (saying why in the log); an explicit `cuda`
-    /// that cannot be used is an error rather than a silent fallback.
-    pub fn open(self) -> Result<Device, SegmentError> {
-        match self {
-            DeviceChoice::Cpu => Ok(Device::Cpu),
-            DeviceChoice::Auto => {
-                if !candle_core::utils::cuda_is_available() {
-                    tracing::info!("model device: cpu (this build has no CUDA support)");
-                    return Ok(Device::Cpu);
-                }
-                match Device::new_cuda(0) {
-                    Ok(d) => {
-                        tracing::info!("model device: cuda:0");
-                        Ok(d)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no usable GPU; the model runs on the CPU");
-                        Ok(Device::Cpu)
-                    }
-                }
-            }
-            DeviceChoice::Cuda(n) => {
-                if !candle_core::utils::cuda_is_available() {
-                    return Err(SegmentError::BadInput(format!(
-                        "model.device = cuda:{n}, but this edgesift build has no CUDA support \
-                         (build with --features cuda, or set device = \"cpu\" or \"auto\")"
-                    )));
-                }
-                Device::new_cuda(n).map_err(|e| {
-                    SegmentError::BadInput(format!("model.device = cuda:{n} is not usable: {e}"))
-                })
-            }
-        }
     }
 }
