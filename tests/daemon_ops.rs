@@ -445,3 +445,55 @@ fn the_service_unit_verifies() {
         "systemd-analyze verify:\n{err}"
     );
 }
+
+/// Under systemd (stderr is the stream `$JOURNAL_STREAM` names) log lines carry a syslog
+/// priority for journald and no timestamp or colour; `[log] format = "json"` gives JSON lines.
+#[test]
+fn logs_are_journald_lines_under_systemd_and_json_on_request() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |cfg: &Path, name: &str, journal: bool| -> String {
+        let log = tmp.path().join(name);
+        let file = std::fs::File::create(&log).unwrap();
+        let meta = file.metadata().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgesift"));
+        cmd.args(["run", "--max-frames", "3", "--config"])
+            .arg(cfg)
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(file);
+        if journal {
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        let status = cmd.status().unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(status.success(), "{text}");
+        text
+    };
+
+    let cfg = write_config(tmp.path(), "");
+    let text = run(&cfg, "journal.log", true);
+    assert!(text.lines().count() >= 3, "{text}");
+    for line in text.lines() {
+        let p = line.get(..3).unwrap_or("");
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&p),
+            "no priority: {line}"
+        );
+        assert!(!line.contains('\x1b') && !line.contains("Z "), "{line}");
+    }
+    assert!(
+        text.contains("<6> INFO edgesift::cli::run: running"),
+        "{text}"
+    );
+
+    let cfg = write_config(tmp.path(), "[log]\nformat = \"json\"\n");
+    let text = run(&cfg, "json.log", true);
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}

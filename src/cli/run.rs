@@ -56,11 +56,11 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     overrides(&mut cfg);
-    tracing::info!(config = %path.display(), data = %cfg.store.dir.display(), "starting");
     // Signals, sd_notify, watchdog and metrics, before the (possibly long) model load; dropped
     // (STOPPING=1, threads ended) on every way out.
     let control = Control::new();
     let daemon = Daemon::start(&cfg, Some(&path), overrides, control.clone());
+    tracing::info!(config = %path.display(), data = %cfg.store.dir.display(), "starting");
     let config_dir = path.parent().map(|d| {
         if d.as_os_str().is_empty() {
             Path::new(".")

@@ -136,6 +136,10 @@ impl Daemon {
     /// The model is loaded and the source open: `READY=1`, and liveness is judged from now.
     pub fn ready(&self) {
         self.shared.liveness.mark_started();
+        if self.shared.control.stop_requested() {
+            // Stopped while loading: systemd already has STOPPING=1.
+            return;
+        }
         self.shared.notifier.ready();
         self.shared.notifier.status("running");
         tracing::debug!(notify = self.shared.notifier.enabled(), "ready");
@@ -233,6 +237,9 @@ impl Shared {
 /// Sections of `new` that differ from `old` but only apply at start-up.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
+    if old.source != new.source {
+        out.push("source");
+    }
     if old.model != new.model {
         out.push("model");
     }
