@@ -4,7 +4,7 @@
 #   scripts/package-deb.sh            # amd64, for this host (builds the release binary)
 #   scripts/package-deb.sh --arm64    # arm64: static cross build (scripts/cross-build.sh), then package
 #
-# Output: target/debian/edgesift_<version>-1_<arch>.deb. Inspect it with
+# Output: target/debian/edgesift_<version>-1_amd64.deb, target/cross/debian/..._arm64.deb. Inspect with
 # `dpkg-deb --info FILE` and `dpkg-deb --contents FILE`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
