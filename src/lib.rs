@@ -21,6 +21,7 @@ pub mod config;
 pub mod dataset;
 pub mod eval;
 pub mod geometry;
+pub mod ops;
 pub mod overlay;
 pub mod pipeline;
 pub mod segment;

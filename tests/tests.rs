@@ -21,3 +21,5 @@ mod dataset;
 mod daemon;
 // Frame selection against the synthetic stream's ground-truth events.
 mod select;
+// `edgesift run` under systemd: sd_notify, SIGTERM drain, SIGHUP reload, the metrics endpoint.
+mod daemon_ops;

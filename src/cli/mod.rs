@@ -78,19 +78,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Human-readable logs on stderr; `RUST_LOG` takes precedence over `-v`.
+/// Logs on stderr: human-readable, or journald-friendly under systemd (see `ops::logging`);
+/// `RUST_LOG` takes precedence over `-v`.
 pub fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    edgesift::ops::logging::init(verbose);
 }
 
 /// Parses a number in `0..=1` for thresholds.

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use edgesift::config::{self, Config};
+use edgesift::ops::Daemon;
 use edgesift::pipeline::{self, Control, RunLimits, StatsSnapshot};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -46,10 +47,19 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    cfg.apply_env();
-    if let Some(dir) = a.data_dir {
-        cfg.store.dir = dir;
-    }
+    // The command line and the environment win over the file, also when it is reloaded.
+    let data_dir = a.data_dir;
+    let overrides = move |c: &mut Config| {
+        c.apply_env();
+        if let Some(dir) = &data_dir {
+            c.store.dir = dir.clone();
+        }
+    };
+    overrides(&mut cfg);
+    // Signals, sd_notify, watchdog and metrics, before the (possibly long) model load; dropped
+    // (STOPPING=1, threads ended) on every way out.
+    let control = Control::new();
+    let daemon = Daemon::start(&cfg, Some(&path), overrides, control.clone());
     tracing::info!(config = %path.display(), data = %cfg.store.dir.display(), "starting");
     let config_dir = path.parent().map(|d| {
         if d.as_os_str().is_empty() {
@@ -70,7 +80,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         max_frames: a.max_frames,
         duration: a.duration.map(Duration::from_secs_f64),
     };
-    let control = Control::new();
+    daemon.model_loaded(assembled.model_load);
     let queues = cfg.pipeline.queues();
     let source = assembled.source.clone();
     let model = assembled.model.name.clone();
@@ -88,6 +98,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         stored = assembled.stored_samples,
         "running"
     );
+    daemon.ready();
 
     let mut monitor = Monitor::new(&cfg, control.clone());
     while !pipeline.is_finished() {
@@ -103,6 +114,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         }
     }
     monitor.clear();
+    daemon.finish();
     let result = pipeline
         .join()
         .unwrap_or_else(|_| Err(pipeline::PipelineError::Panicked("pipeline".into())));

@@ -13,6 +13,7 @@ mod error;
 pub use error::{check_range, ConfigError};
 
 use crate::capture::SourceConfig;
+use crate::ops::{LogConfig, MetricsConfig, WatchdogConfig};
 use crate::pipeline::PipelineConfig;
 use crate::segment::ModelConfig;
 use crate::store::StoreConfig;
@@ -28,6 +29,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub pipeline: PipelineConfig,
     pub select: crate::select::SelectConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub watchdog: WatchdogConfig,
 }
 
 /// Why a config file could not be used.
@@ -112,6 +116,9 @@ impl Config {
         self.store.validate().map_err(|e| e.within("store"))?;
         self.pipeline.validate().map_err(|e| e.within("pipeline"))?;
         self.select.validate().map_err(|e| e.within("select"))?;
+        self.metrics.validate().map_err(|e| e.within("metrics"))?;
+        self.log.validate().map_err(|e| e.within("log"))?;
+        self.watchdog.validate().map_err(|e| e.within("watchdog"))?;
         Ok(())
     }
 }

@@ -32,7 +32,9 @@ mod tests;
 
 pub use assemble::{assemble, build_select, AssembleError, Assembled};
 pub use config::PipelineConfig;
-pub use stats::{LatencySummary, StageCounters, Stats, StatsSnapshot};
+pub use stats::{
+    LatencyHistogram, LatencySummary, StageCounters, Stats, StatsSnapshot, LATENCY_BUCKETS,
+};
 pub use status::{human_bytes, status_line, summary};
 pub use store_sink::StoreSink;
 

@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 /// How many recent latencies each stage keeps for its percentiles.
 const LATENCY_WINDOW: usize = 512;
 
+/// Upper bounds, in seconds, of the latency histogram's buckets (what the metrics endpoint
+/// exports); a last bucket holds everything slower.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+];
+
 /// One stage's counts and recent latencies.
 #[derive(Debug, Default)]
 pub struct StageCounters {
@@ -17,6 +23,18 @@ pub struct StageCounters {
     errors: AtomicU64,
     dropped: AtomicU64,
     recent: Mutex<Recent>,
+    /// Every latency ever recorded, by bucket of [`LATENCY_BUCKETS`] (plus one for the rest).
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+/// All latencies recorded by a stage, bucketed (not cumulative); see [`LATENCY_BUCKETS`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyHistogram {
+    /// `counts[i]`: latencies in `(LATENCY_BUCKETS[i-1], LATENCY_BUCKETS[i]]`; the last entry
+    /// holds those above the last bound.
+    pub counts: Vec<u64>,
+    pub sum: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +49,10 @@ impl StageCounters {
         self.done.fetch_add(1, Ordering::Relaxed);
         let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let v = took.as_secs_f32();
+        let bucket = LATENCY_BUCKETS.partition_point(|&b| b < took.as_secs_f64());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         if r.values.len() < LATENCY_WINDOW {
             r.values.push(v);
         } else {
@@ -62,6 +84,18 @@ impl StageCounters {
 
     pub fn drops(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Every latency recorded so far, bucketed.
+    pub fn histogram(&self) -> LatencyHistogram {
+        LatencyHistogram {
+            counts: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            sum: Duration::from_nanos(self.latency_sum_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Percentiles of the recent latencies.
@@ -254,6 +288,13 @@ mod tests {
         }
         assert_eq!(ms(c.latency().max), 2);
         assert_eq!(c.done(), 700);
+        // The histogram does not forget.
+        let h = c.histogram();
+        assert_eq!(h.counts.iter().sum::<u64>(), 700);
+        assert_eq!(h.counts[0], 1); // 1 ms: le 0.001
+        assert_eq!(h.counts[1], 601); // 2 ms
+        assert_eq!(h.counts[6], 50); // 51..=100 ms: le 0.1
+        assert_eq!(h.sum, Duration::from_millis(5050 + 1200));
     }
 
     #[test]
