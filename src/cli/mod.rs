@@ -1,5 +1,6 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
+mod bench_model;
 mod check;
 mod devices;
 mod eval;
@@ -47,6 +48,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Render a training dataset (yolo-seg and/or COCO) with the synthetic road-scene generator.
     Synth(synth::SynthArgs),
+    /// Time the network alone on a random input (last line: `median_ms <value>`).
+    BenchModel(bench_model::BenchModelArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -59,6 +62,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Devices(a) => devices::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::BenchModel(a) => bench_model::run(a),
     }
 }
 
