@@ -34,7 +34,11 @@ fn input(size: usize) -> Tensor {
 fn bench_model(c: &mut Criterion) {
     let mut models = vec![
         ("v8n", fixture("v8n_coffee_320.safetensors"), vec![320, 640]),
-        ("v8s-f16w", fixture("v8s_chelsea_256_f16.safetensors"), vec![320]),
+        (
+            "v8s-f16w",
+            fixture("v8s_chelsea_256_f16.safetensors"),
+            vec![320],
+        ),
     ];
     if let Some(p) = std::env::var_os("EDGESIFT_BENCH_MODEL") {
         models.push(("env", PathBuf::from(p), vec![640]));

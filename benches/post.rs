@@ -63,7 +63,9 @@ fn made_up(lb: &Letterbox) -> Raw {
         }
     }
     let (proto_h, proto_w) = (h / 4, w / 4);
-    let proto = (0..NM * proto_h * proto_w).map(|_| rnd() * 2.0 - 1.0).collect();
+    let proto = (0..NM * proto_h * proto_w)
+        .map(|_| rnd() * 2.0 - 1.0)
+        .collect();
     Raw {
         pred,
         anchors,
@@ -87,7 +89,10 @@ fn bench_post(c: &mut Criterion) {
     };
     let opts = PostOptions::default();
     let n = postprocess(&view, &lb, &opts).len();
-    assert_eq!(n, OBJECTS, "the made-up output should give {OBJECTS} instances");
+    assert_eq!(
+        n, OBJECTS,
+        "the made-up output should give {OBJECTS} instances"
+    );
     let mut g = c.benchmark_group("post");
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))

@@ -13,6 +13,7 @@
 
 mod config;
 mod error;
+mod kernels;
 mod layers;
 mod post;
 mod pre;
