@@ -3,7 +3,7 @@
 //! Every convolution of the network goes through [`Conv`], so that how a convolution is computed
 //! (candle's own kernel today, a fused, pre-packed one for the speed work) is decided in one place.
 
-use super::kernels::ConvCpu;
+use super::kernels::{ConvAdd, ConvCpu, Upsample2xCpu};
 use super::weights::Scope;
 use super::SegmentError;
 use candle_core::{DType, Device, Tensor};
@@ -144,10 +144,23 @@ impl Conv {
         self.c_out
     }
 
+    /// `forward(x) + residual`, in one pass on the CPU.
+    pub(crate) fn forward_add(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+    ) -> Result<Tensor, SegmentError> {
+        match &self.imp {
+            ConvImpl::Native(op) => {
+                Ok(contiguous(x)?.apply_op2_no_bwd(&contiguous(residual)?, &ConvAdd(op))?)
+            }
+            ConvImpl::Candle { .. } => Ok((self.forward(x)? + residual)?),
+        }
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
         match &self.imp {
-            ConvImpl::Native(op) if x.is_contiguous() => Ok(x.apply_op1_no_bwd(op)?),
-            ConvImpl::Native(op) => Ok(x.contiguous()?.apply_op1_no_bwd(op)?),
+            ConvImpl::Native(op) => Ok(contiguous(x)?.apply_op1_no_bwd(op)?),
             ConvImpl::Candle {
                 weight,
                 bias,
@@ -167,16 +180,24 @@ impl Conv {
     }
 }
 
+/// `x` itself when contiguous (a cheap handle clone), else a contiguous copy.
+fn contiguous(x: &Tensor) -> Result<Tensor, SegmentError> {
+    Ok(x.contiguous()?)
+}
+
 /// `nn.ConvTranspose2d(c, c, 2, 2, 0, bias=True)`: every input pixel becomes a 2x2 block.
 ///
 /// With kernel = stride = 2 the blocks do not overlap, so the layer is one matrix product
 /// (`[4*c_out, c_in] x [c_in, H*W]`) and a reshuffle, instead of candle's per-pixel loop.
 #[derive(Debug)]
-pub(crate) struct Upsample2x {
-    /// Rows ordered (out channel, dy, dx).
-    weight: Tensor,
-    bias: Tensor,
-    c_out: usize,
+pub(crate) enum Upsample2x {
+    Native(Upsample2xCpu),
+    Candle {
+        /// Rows ordered (out channel, dy, dx).
+        weight: Tensor,
+        bias: Tensor,
+        c_out: usize,
+    },
 }
 
 impl Upsample2x {
@@ -195,7 +216,10 @@ impl Upsample2x {
                 }
             }
         }
-        Ok(Self {
+        if target.native() {
+            return Ok(Self::Native(Upsample2xCpu::new(rows, b, c_in)));
+        }
+        Ok(Self::Candle {
             weight: target.tensor(rows, &[4 * c_out, c_in])?,
             bias: target.tensor(b, &[1, c_out, 1, 1, 1, 1])?,
             c_out,
@@ -203,14 +227,20 @@ impl Upsample2x {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
+        let (weight, bias, co) = match self {
+            Self::Native(op) => return Ok(contiguous(x)?.apply_op1_no_bwd(op)?),
+            Self::Candle {
+                weight,
+                bias,
+                c_out,
+            } => (weight, bias, *c_out),
+        };
         let (b, c_in, h, w) = x.dims4()?;
-        let co = self.c_out;
         // [b, 4co, h*w] -> [b, co, dy, dx, h, w] -> [b, co, h, dy, w, dx] -> [b, co, 2h, 2w]
-        let y = self
-            .weight
+        let y = weight
             .broadcast_matmul(&x.reshape((b, c_in, h * w))?)?
             .reshape((b, co, 2, 2, h, w))?
-            .broadcast_add(&self.bias)?
+            .broadcast_add(bias)?
             .permute((0, 1, 4, 2, 5, 3))?
             .contiguous()?
             .reshape((b, co, 2 * h, 2 * w))?;

@@ -5,11 +5,13 @@
 //! range), written branch-free so that it vectorises. On x86-64 the loop is compiled a second
 //! time for AVX2 + FMA and chosen at run time.
 
-/// `row[i] = act(row[i] + bias)` for every row of `rows` rows of `len` values, `stride` apart.
+/// `row[i] = act(row[i] + bias) (+ residual[i])` for `rows` rows of `len` values, `stride` apart
+/// (the residual rows at the same offsets from `residual`).
 ///
 /// # Safety
 /// `ptr` must address `rows` rows of `len` writable f32, the `r`-th starting at `ptr + r * stride`,
-/// and nothing else may access them during the call.
+/// and nothing else may access them during the call; `residual`, when given, must address rows
+/// laid out the same way.
 pub(super) unsafe fn bias_act(
     ptr: *mut f32,
     rows: usize,
@@ -17,15 +19,16 @@ pub(super) unsafe fn bias_act(
     stride: usize,
     bias: &[f32],
     silu: bool,
+    residual: Option<*const f32>,
 ) {
     debug_assert!(bias.len() >= rows);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features were just detected; the caller guarantees the memory.
-        return unsafe { bias_act_avx2(ptr, rows, len, stride, bias, silu) };
+        return unsafe { bias_act_avx2(ptr, rows, len, stride, bias, silu, residual) };
     }
     // SAFETY: forwarded from the caller.
-    unsafe { bias_act_generic(ptr, rows, len, stride, bias, silu) }
+    unsafe { bias_act_generic(ptr, rows, len, stride, bias, silu, residual) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -37,9 +40,10 @@ unsafe fn bias_act_avx2(
     stride: usize,
     bias: &[f32],
     silu: bool,
+    residual: Option<*const f32>,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { bias_act_generic(ptr, rows, len, stride, bias, silu) }
+    unsafe { bias_act_generic(ptr, rows, len, stride, bias, silu, residual) }
 }
 
 #[inline(always)]
@@ -50,17 +54,26 @@ unsafe fn bias_act_generic(
     stride: usize,
     bias: &[f32],
     silu: bool,
+    residual: Option<*const f32>,
 ) {
     for (r, &b) in bias.iter().enumerate().take(rows) {
         // SAFETY: the caller guarantees rows of `len` values at `stride`.
         let row = unsafe { std::slice::from_raw_parts_mut(ptr.add(r * stride), len) };
-        if silu {
-            for v in row.iter_mut() {
-                *v = silu_f32(*v + b);
-            }
-        } else {
-            for v in row.iter_mut() {
-                *v += b;
+        match (silu, residual) {
+            (true, None) => row.iter_mut().for_each(|v| *v = silu_f32(*v + b)),
+            (false, None) => row.iter_mut().for_each(|v| *v += b),
+            (_, Some(res)) => {
+                // SAFETY: as for the output rows.
+                let res = unsafe { std::slice::from_raw_parts(res.add(r * stride), len) };
+                if silu {
+                    for (v, x) in row.iter_mut().zip(res) {
+                        *v = silu_f32(*v + b) + x;
+                    }
+                } else {
+                    for (v, x) in row.iter_mut().zip(res) {
+                        *v = *v + b + x;
+                    }
+                }
             }
         }
     }
@@ -124,7 +137,7 @@ mod tests {
     fn bias_silu_rows() {
         let mut data = vec![0.5f32, -2.0, 9.0, 1.0, 3.0, -7.0, 0.0, 0.0];
         // Two rows of 3, stride 4: the 4th value of each row is untouched.
-        unsafe { bias_act(data.as_mut_ptr(), 2, 3, 4, &[1.0, -1.0], true) };
+        unsafe { bias_act(data.as_mut_ptr(), 2, 3, 4, &[1.0, -1.0], true, None) };
         let silu = |x: f64| x / (1.0 + (-x).exp());
         let want = [
             silu(1.5),
@@ -143,7 +156,20 @@ mod tests {
             );
         }
         let mut data = vec![1.0f32, 2.0];
-        unsafe { bias_act(data.as_mut_ptr(), 1, 2, 2, &[0.5], false) };
+        unsafe { bias_act(data.as_mut_ptr(), 1, 2, 2, &[0.5], false, None) };
         assert_eq!(data, vec![1.5, 2.5]);
+        let res = [10.0f32, 20.0];
+        unsafe {
+            bias_act(
+                data.as_mut_ptr(),
+                1,
+                2,
+                2,
+                &[0.5],
+                false,
+                Some(res.as_ptr()),
+            )
+        };
+        assert_eq!(data, vec![12.0, 23.0]);
     }
 }

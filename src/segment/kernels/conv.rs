@@ -2,7 +2,7 @@
 
 use super::act::bias_act;
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -13,9 +13,21 @@ const TILE_FLOATS: usize = 48 * 1024;
 const DIRECT_TILE_COLS: usize = 1024;
 
 thread_local! {
-    /// Each worker's im2col tile, grown to the largest tile seen and then reused: no allocation
-    /// per call once the first frame has run.
-    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each worker's scratch tile (im2col patches, products before a scatter), grown to the
+    /// largest tile seen and then reused: no allocation per call once the first frame has run.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer, at least `len` floats long (contents unspecified).
+/// `f` must not call `with_scratch` again (it would panic on the double borrow).
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < len {
+            c.resize(len, 0.0);
+        }
+        f(&mut c[..len])
+    })
 }
 
 /// A folded convolution (`weight * x + bias`, then SiLU or nothing), "same" padding `k / 2`.
@@ -34,7 +46,7 @@ pub(crate) struct ConvCpu {
 
 /// A raw output pointer shared by the tiles, each writing its own disjoint block.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: tiles write disjoint (row range, column range) blocks of the output.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
@@ -76,13 +88,16 @@ impl ConvCpu {
         (o(h), o(w))
     }
 
-    /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, oh, ow]`.
-    fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
+    /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, oh, ow]`, and `residual`, when given,
+    /// is added after the activation (`[c_out, oh, ow]` too).
+    fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         let (oh, ow) = self.out_size(h, w);
         let n = oh * ow;
         let kk = self.c_in * self.k * self.k;
         debug_assert_eq!(x.len(), self.c_in * h * w);
         debug_assert_eq!(out.len(), self.c_out * n);
+        debug_assert!(residual.is_none_or(|r| r.len() == out.len()));
+        let residual = residual.map(|r| OutPtr(r.as_ptr().cast_mut()));
         let direct = self.k == 1 && self.stride == 1;
         let threads = rayon::current_num_threads().max(1);
 
@@ -114,7 +129,7 @@ impl ConvCpu {
                 return;
             }
             let (cols, rows) = (n1 - n0, m1 - m0);
-            let out_ptr = out_ptr;
+            let (out_ptr, residual) = (out_ptr, residual);
             // SAFETY: (m0..m1, n0..n1) is inside the [c_out, n] output, and no other tile
             // touches it.
             let dst = unsafe { out_ptr.0.add(m0 * n + n0) };
@@ -122,62 +137,19 @@ impl ConvCpu {
             if direct {
                 // SAFETY: lhs is [rows, kk] at row stride kk; rhs is x[.., n0..n1], [kk, cols]
                 // at row stride n; dst as above. All in bounds.
-                unsafe { self.gemm_tile(rows, cols, kk, dst, n, lhs, x[n0..].as_ptr(), n) };
+                unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, x[n0..].as_ptr(), n) };
             } else {
-                COLUMNS.with(|c| {
-                    let mut c = c.borrow_mut();
-                    if c.len() < kk * cols {
-                        c.resize(kk * cols, 0.0);
-                    }
-                    let col = &mut c[..kk * cols];
+                with_scratch(kk * cols, |col| {
                     self.im2col(x, h, w, ow, n0, n1, col);
                     // SAFETY: rhs is the [kk, cols] patch tile; the rest as above.
-                    unsafe { self.gemm_tile(rows, cols, kk, dst, n, lhs, col.as_ptr(), cols) };
+                    unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, col.as_ptr(), cols) };
                 });
             }
-            // SAFETY: the same block of the output, written by the product just above.
-            unsafe { bias_act(dst, rows, cols, n, &self.bias[m0..m1], self.silu) };
+            // SAFETY: the same block of the output, written by the product just above; the
+            // residual has the output's layout and is only read.
+            let res = residual.map(|r| unsafe { r.0.add(m0 * n + n0).cast_const() });
+            unsafe { bias_act(dst, rows, cols, n, &self.bias[m0..m1], self.silu, res) };
         });
-    }
-
-    /// `dst[rows, cols] (row stride dst_rs) = lhs[rows, kk] (row stride kk) x rhs[kk, cols]
-    /// (row stride rhs_rs)`, single-threaded (the caller parallelises over tiles).
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_tile(
-        &self,
-        rows: usize,
-        cols: usize,
-        kk: usize,
-        dst: *mut f32,
-        dst_rs: usize,
-        lhs: *const f32,
-        rhs: *const f32,
-        rhs_rs: usize,
-    ) {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            gemm(
-                rows,
-                cols,
-                kk,
-                dst,
-                1,
-                dst_rs as isize,
-                false,
-                lhs,
-                1,
-                kk as isize,
-                rhs,
-                1,
-                rhs_rs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
-        }
     }
 
     /// The patch matrix of output pixels `n0..n1` (row-major over the `oh x ow` output):
@@ -238,6 +210,112 @@ impl ConvCpu {
     }
 }
 
+impl ConvCpu {
+    /// The op's body for both arities: checks the input, allocates the output, runs each image.
+    fn forward(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+        residual: Option<(&CpuStorage, &Layout)>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_contiguous(storage, layout, "input")?;
+        let (b, c, h, w) = layout.shape().dims4()?;
+        if c != self.c_in {
+            candle_core::bail!(
+                "edgesift-conv2d: {c} input channels, the weights take {}",
+                self.c_in
+            );
+        }
+        let (oh, ow) = self.out_size(h, w);
+        let shape = Shape::from((b, self.c_out, oh, ow));
+        let res = match residual {
+            Some((s, l)) => {
+                if l.shape() != &shape {
+                    candle_core::bail!(
+                        "edgesift-conv2d: residual {:?}, output {:?}",
+                        l.shape(),
+                        shape
+                    );
+                }
+                Some(f32_contiguous(s, l, "residual")?)
+            }
+            None => None,
+        };
+        let (per_in, per_out) = (c * h * w, self.c_out * oh * ow);
+        let mut out = vec![0f32; b * per_out];
+        for (i, (xi, oi)) in x
+            .chunks_exact(per_in)
+            .zip(out.chunks_exact_mut(per_out))
+            .enumerate()
+        {
+            self.run(
+                xi,
+                h,
+                w,
+                oi,
+                res.map(|r| &r[i * per_out..(i + 1) * per_out]),
+            );
+        }
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+/// `dst[rows, cols] (row stride dst_rs) = lhs[rows, kk] (row stride kk) x rhs[kk, cols]
+/// (row stride rhs_rs)`, single-threaded (the caller parallelises over tiles).
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm_tile(
+    rows: usize,
+    cols: usize,
+    kk: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    rhs: *const f32,
+    rhs_rs: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm(
+            rows,
+            cols,
+            kk,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            1,
+            kk as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
+pub(super) fn f32_contiguous<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!(
+            "edgesift kernel: the {what} must be f32, got {:?}",
+            storage.dtype()
+        );
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("edgesift kernel: the {what} must be contiguous");
+    };
+    Ok(&data[start..end])
+}
+
 impl CustomOp1 for ConvCpu {
     fn name(&self) -> &'static str {
         "edgesift-conv2d"
@@ -248,27 +326,27 @@ impl CustomOp1 for ConvCpu {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("edgesift-conv2d takes f32, got {:?}", storage.dtype());
-        };
-        let (b, c, h, w) = layout.shape().dims4()?;
-        if c != self.c_in {
-            candle_core::bail!(
-                "edgesift-conv2d: {c} input channels, the weights take {}",
-                self.c_in
-            );
-        }
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("edgesift-conv2d: the input must be contiguous");
-        };
-        let x = &data[start..end];
-        let (oh, ow) = self.out_size(h, w);
-        let (per_in, per_out) = (c * h * w, self.c_out * oh * ow);
-        let mut out = vec![0f32; b * per_out];
-        for (xi, oi) in x.chunks_exact(per_in).zip(out.chunks_exact_mut(per_out)) {
-            self.run(xi, h, w, oi);
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, self.c_out, oh, ow))))
+        self.forward(storage, layout, None)
+    }
+}
+
+/// The convolution with a residual added after the activation (`act(conv(x)) + r`, the
+/// bottleneck shortcut), so the sum costs no separate pass.
+pub(crate) struct ConvAdd<'a>(pub(crate) &'a ConvCpu);
+
+impl CustomOp2 for ConvAdd<'_> {
+    fn name(&self) -> &'static str {
+        "edgesift-conv2d-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.0.forward(s1, l1, Some((s2, l2)))
     }
 }
 
@@ -342,7 +420,7 @@ mod tests {
         let got = half.apply_op1_no_bwd(&op).unwrap();
         let wt = Tensor::from_vec(wv, (5, 4, 3, 3), &dev).unwrap();
         let want = half.contiguous().unwrap().conv2d(&wt, 1, 1, 1, 1).unwrap();
-        let diff = (got - want)
+        let diff = (got - &want)
             .unwrap()
             .abs()
             .unwrap()
@@ -353,5 +431,22 @@ mod tests {
         assert!(diff < 1e-4, "{diff}");
         let err = x.apply_op1_no_bwd(&op).unwrap_err().to_string();
         assert!(err.contains("8 input channels"), "{err}");
+
+        // With a residual: act(conv(x)) + r.
+        let r = Tensor::from_vec(values(5 * 36, 9), (1, 5, 6, 6), &dev).unwrap();
+        let got = half.apply_op2_no_bwd(&r, &ConvAdd(&op)).unwrap();
+        let want = (want + &r).unwrap();
+        let diff = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "{diff}");
+        let wrong = Tensor::zeros((1, 5, 6, 5), candle_core::DType::F32, &dev).unwrap();
+        let err = half.apply_op2_no_bwd(&wrong, &ConvAdd(&op)).unwrap_err();
+        assert!(err.to_string().contains("residual"), "{err}");
     }
 }
