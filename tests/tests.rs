@@ -17,3 +17,5 @@ mod replay;
 mod synthetic;
 // Dataset export (yolo-seg, COCO) and the COCO reader.
 mod dataset;
+// edgesift quantize: f16-weight models agree with f32.
+mod quantize;

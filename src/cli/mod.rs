@@ -5,6 +5,7 @@ mod check;
 mod devices;
 mod eval;
 mod ls;
+mod quantize;
 mod segment;
 mod stats;
 mod store_stress;
@@ -50,6 +51,8 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Time the network alone on a random input (last line: `median_ms <value>`).
     BenchModel(bench_model::BenchModelArgs),
+    /// Write a smaller copy of a model (convolution weights in f16).
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -63,6 +66,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a),
         Command::Eval(a) => eval::run(a),
         Command::BenchModel(a) => bench_model::run(a),
+        Command::Quantize(a) => quantize::run(a),
     }
 }
 
