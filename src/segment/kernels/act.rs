@@ -105,7 +105,7 @@ pub(super) fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // n is in [-124, 127]: 2^(n-1) is a normal number (biased exponent n + 126), and doubling it
     // stays finite.

@@ -51,6 +51,18 @@ pub(super) struct OutPtr(pub(super) *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer `offset` floats further. A method, so that closures capture the whole
+    /// (`Send`) wrapper rather than its raw-pointer field.
+    ///
+    /// # Safety
+    /// As for `pointer::add`: the result must stay inside the allocation.
+    pub(super) unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 impl ConvCpu {
     /// `weight` is `[c_out, c_in, k, k]` flattened, `bias` has `c_out` values.
     pub(crate) fn new(
@@ -129,10 +141,9 @@ impl ConvCpu {
                 return;
             }
             let (cols, rows) = (n1 - n0, m1 - m0);
-            let (out_ptr, residual) = (out_ptr, residual);
             // SAFETY: (m0..m1, n0..n1) is inside the [c_out, n] output, and no other tile
             // touches it.
-            let dst = unsafe { out_ptr.0.add(m0 * n + n0) };
+            let dst = unsafe { out_ptr.at(m0 * n + n0) };
             let lhs = self.weight[m0 * kk..].as_ptr();
             if direct {
                 // SAFETY: lhs is [rows, kk] at row stride kk; rhs is x[.., n0..n1], [kk, cols]
@@ -147,7 +158,7 @@ impl ConvCpu {
             }
             // SAFETY: the same block of the output, written by the product just above; the
             // residual has the output's layout and is only read.
-            let res = residual.map(|r| unsafe { r.0.add(m0 * n + n0).cast_const() });
+            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
             unsafe { bias_act(dst, rows, cols, n, &self.bias[m0..m1], self.silu, res) };
         });
     }

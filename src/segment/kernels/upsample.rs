@@ -47,7 +47,6 @@ impl Upsample2xCpu {
         let out_ptr = OutPtr(out.as_mut_ptr());
         let (ow, plane) = (2 * w, 4 * n);
         (0..tiles).into_par_iter().for_each(|t| {
-            let out_ptr = out_ptr;
             let (y0, y1) = (t * tile_rows, ((t + 1) * tile_rows).min(h));
             let cols = (y1 - y0) * w;
             with_scratch(m * cols, |prod| {
@@ -76,7 +75,7 @@ impl Upsample2xCpu {
                             // (2*y0..2*y1), which no other tile writes.
                             let row = unsafe {
                                 std::slice::from_raw_parts_mut(
-                                    out_ptr.0.add(co * plane + (2 * y + dy) * ow),
+                                    out_ptr.at(co * plane + (2 * y + dy) * ow),
                                     ow,
                                 )
                             };
