@@ -23,3 +23,5 @@ mod daemon;
 mod select;
 // `edgesift run` under systemd: sd_notify, SIGTERM drain, SIGHUP reload, the metrics endpoint.
 mod daemon_ops;
+// edgesift quantize: f16-weight models agree with f32.
+mod quantize;

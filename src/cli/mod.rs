@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
 mod bench_select;
+mod bench_model;
 mod check;
 mod check_config;
 mod devices;
@@ -8,6 +9,7 @@ mod eval;
 mod export;
 mod ls;
 mod run;
+mod quantize;
 mod segment;
 mod stats;
 mod store_stress;
@@ -59,6 +61,10 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Selection quality on a synthetic stream: events caught vs interval and random sampling.
     BenchSelect(bench_select::BenchSelectArgs),
+    /// Time the network alone on a random input (last line: `median_ms <value>`).
+    BenchModel(bench_model::BenchModelArgs),
+    /// Write a smaller copy of a model (convolution weights in f16).
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -75,6 +81,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a),
         Command::Eval(a) => eval::run(a),
         Command::BenchSelect(a) => bench_select::run(a),
+        Command::BenchModel(a) => bench_model::run(a),
+        Command::Quantize(a) => quantize::run(a),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every convolution of the network goes through [`Conv`], so that how a convolution is computed
 //! (candle's own kernel today, a fused, pre-packed one for the speed work) is decided in one place.
 
+use super::kernels::{ConvAdd, ConvCpu, Upsample2xCpu};
 use super::weights::Scope;
 use super::SegmentError;
 use candle_core::{DType, Device, Tensor};
@@ -24,6 +25,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// f32 on the CPU: the network's own kernels ([`super::kernels`]) apply.
+    pub(crate) fn native(&self) -> bool {
+        self.device.is_cpu() && self.dtype == DType::F32
+    }
+
     pub(crate) fn tensor(&self, data: Vec<f32>, shape: &[usize]) -> Result<Tensor, SegmentError> {
         Ok(Tensor::from_vec(data, shape, &Device::Cpu)?
             .to_dtype(self.dtype)?
@@ -34,12 +40,49 @@ impl Target {
 /// A 2-D convolution with bias and optional SiLU, stride 1 or 2, "same" padding (`k / 2`).
 #[derive(Debug)]
 pub(crate) struct Conv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-    padding: usize,
-    act: Activation,
+    imp: ConvImpl,
     c_out: usize,
+}
+
+/// How a [`Conv`] is computed: edgesift's fused CPU kernel for f32 on the CPU, candle's
+/// `conv2d` elsewhere (CUDA, half precision).
+#[derive(Debug)]
+enum ConvImpl {
+    Native(ConvCpu),
+    Candle {
+        weight: Tensor,
+        bias: Tensor,
+        stride: usize,
+        padding: usize,
+        act: Activation,
+    },
+}
+
+impl ConvImpl {
+    /// `w` is `[c_out, c_in, k, k]` flattened, `b` has `c_out` values.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        target: &Target,
+        w: Vec<f32>,
+        b: Vec<f32>,
+        c_out: usize,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        act: Activation,
+    ) -> Result<Self, SegmentError> {
+        Ok(if target.native() {
+            ConvImpl::Native(ConvCpu::new(w, b, c_in, k, stride, act == Activation::Silu))
+        } else {
+            ConvImpl::Candle {
+                weight: target.tensor(w, &[c_out, c_in, k, k])?,
+                bias: target.tensor(b, &[1, c_out, 1, 1])?,
+                stride,
+                padding: k / 2,
+                act,
+            }
+        })
+    }
 }
 
 impl Conv {
@@ -75,11 +118,7 @@ impl Conv {
             bias.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
         }
         Ok(Self {
-            weight: target.tensor(w, &[c_out, c_in, k, k])?,
-            bias: target.tensor(bias, &[1, c_out, 1, 1])?,
-            stride,
-            padding: k / 2,
-            act,
+            imp: ConvImpl::build(target, w, bias, c_out, c_in, k, stride, act)?,
             c_out,
         })
     }
@@ -96,11 +135,7 @@ impl Conv {
         let w = s.f32("weight", &[c_out, c_in, 1, 1])?;
         let b = s.f32("bias", &[c_out])?;
         Ok(Self {
-            weight: target.tensor(w, &[c_out, c_in, 1, 1])?,
-            bias: target.tensor(b, &[1, c_out, 1, 1])?,
-            stride: 1,
-            padding: 0,
-            act: Activation::None,
+            imp: ConvImpl::build(target, w, b, c_out, c_in, 1, 1, Activation::None)?,
             c_out,
         })
     }
@@ -109,15 +144,45 @@ impl Conv {
         self.c_out
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
-        let y = x
-            .conv2d(&self.weight, self.padding, self.stride, 1, 1)?
-            .broadcast_add(&self.bias)?;
-        Ok(match self.act {
-            Activation::None => y,
-            Activation::Silu => y.silu()?,
-        })
+    /// `forward(x) + residual`, in one pass on the CPU.
+    pub(crate) fn forward_add(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+    ) -> Result<Tensor, SegmentError> {
+        match &self.imp {
+            ConvImpl::Native(op) => {
+                Ok(contiguous(x)?.apply_op2_no_bwd(&contiguous(residual)?, &ConvAdd(op))?)
+            }
+            ConvImpl::Candle { .. } => Ok((self.forward(x)? + residual)?),
+        }
     }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
+        match &self.imp {
+            ConvImpl::Native(op) => Ok(contiguous(x)?.apply_op1_no_bwd(op)?),
+            ConvImpl::Candle {
+                weight,
+                bias,
+                stride,
+                padding,
+                act,
+            } => {
+                let y = x
+                    .conv2d(weight, *padding, *stride, 1, 1)?
+                    .broadcast_add(bias)?;
+                Ok(match act {
+                    Activation::None => y,
+                    Activation::Silu => y.silu()?,
+                })
+            }
+        }
+    }
+}
+
+/// `x` itself when contiguous (a cheap handle clone), else a contiguous copy.
+fn contiguous(x: &Tensor) -> Result<Tensor, SegmentError> {
+    Ok(x.contiguous()?)
 }
 
 /// `nn.ConvTranspose2d(c, c, 2, 2, 0, bias=True)`: every input pixel becomes a 2x2 block.
@@ -125,11 +190,14 @@ impl Conv {
 /// With kernel = stride = 2 the blocks do not overlap, so the layer is one matrix product
 /// (`[4*c_out, c_in] x [c_in, H*W]`) and a reshuffle, instead of candle's per-pixel loop.
 #[derive(Debug)]
-pub(crate) struct Upsample2x {
-    /// Rows ordered (out channel, dy, dx).
-    weight: Tensor,
-    bias: Tensor,
-    c_out: usize,
+pub(crate) enum Upsample2x {
+    Native(Upsample2xCpu),
+    Candle {
+        /// Rows ordered (out channel, dy, dx).
+        weight: Tensor,
+        bias: Tensor,
+        c_out: usize,
+    },
 }
 
 impl Upsample2x {
@@ -148,7 +216,10 @@ impl Upsample2x {
                 }
             }
         }
-        Ok(Self {
+        if target.native() {
+            return Ok(Self::Native(Upsample2xCpu::new(rows, b, c_in)));
+        }
+        Ok(Self::Candle {
             weight: target.tensor(rows, &[4 * c_out, c_in])?,
             bias: target.tensor(b, &[1, c_out, 1, 1, 1, 1])?,
             c_out,
@@ -156,14 +227,20 @@ impl Upsample2x {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
+        let (weight, bias, co) = match self {
+            Self::Native(op) => return Ok(contiguous(x)?.apply_op1_no_bwd(op)?),
+            Self::Candle {
+                weight,
+                bias,
+                c_out,
+            } => (weight, bias, *c_out),
+        };
         let (b, c_in, h, w) = x.dims4()?;
-        let co = self.c_out;
         // [b, 4co, h*w] -> [b, co, dy, dx, h, w] -> [b, co, h, dy, w, dx] -> [b, co, 2h, 2w]
-        let y = self
-            .weight
+        let y = weight
             .broadcast_matmul(&x.reshape((b, c_in, h * w))?)?
             .reshape((b, co, 2, 2, h, w))?
-            .broadcast_add(&self.bias)?
+            .broadcast_add(bias)?
             .permute((0, 1, 4, 2, 5, 3))?
             .contiguous()?
             .reshape((b, co, 2 * h, 2 * w))?;

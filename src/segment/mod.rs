@@ -13,9 +13,11 @@
 
 mod config;
 mod error;
+mod kernels;
 mod layers;
 mod post;
 mod pre;
+mod quantize;
 mod weights;
 mod yolov8_seg;
 
@@ -23,6 +25,7 @@ pub use config::{DeviceChoice, ModelConfig, DEFAULT_MODEL, SYSTEM_MODEL_DIR};
 pub use error::SegmentError;
 pub use post::{postprocess, PostOptions, RawView};
 pub use pre::Letterbox;
+pub use quantize::{quantize, QuantizeSummary, WeightDtype};
 pub use weights::Weights;
 pub use yolov8_seg::{Architecture, RawOutput, YoloV8Seg, STRIDES};
 

@@ -128,10 +128,11 @@ impl C2f {
         ];
         for (a, b) in &self.bottlenecks {
             let last = parts.last().expect("two parts at least");
-            let mut z = b.forward(&a.forward(last)?)?;
-            if self.shortcut {
-                z = (z + last)?;
-            }
+            let z = if self.shortcut {
+                b.forward_add(&a.forward(last)?, last)?
+            } else {
+                b.forward(&a.forward(last)?)?
+            };
             parts.push(z);
         }
         self.cv2.forward(&Tensor::cat(&parts, 1)?)

@@ -1,0 +1,140 @@
+//! `edgesift bench-model`: times the network alone (no letterbox, no post-processing) on a random
+//! input after warm-up. The last line printed is `median_ms <value>`, for scripts
+//! (`scripts/bench_peers.sh` puts it next to onnxruntime's figure for the same weights).
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device, Tensor};
+use edgesift::segment::{Weights, YoloV8Seg};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchModelArgs {
+    /// Model weights (safetensors exported by scripts/export_ultralytics.py or `edgesift quantize`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Square input size (multiple of 32).
+    #[arg(long, default_value_t = 640)]
+    imgsz: u32,
+    /// Worker threads (sets RAYON_NUM_THREADS / CANDLE_NUM_THREADS for this process).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed runs (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Compute dtype: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+}
+
+pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
+    if a.imgsz == 0 || a.imgsz % 32 != 0 {
+        bail!("--imgsz must be a positive multiple of 32, got {}", a.imgsz);
+    }
+    if a.threads == 0 || a.iters == 0 {
+        bail!("--threads and --iters must be at least 1");
+    }
+    let dtype = match a.dtype.as_str() {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => bail!("--dtype must be f32, f16 or bf16, got `{other}`"),
+    };
+    // Before any pool exists: candle and rayon read these once, when their pools start.
+    std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", a.threads.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build_global()
+        .context("starting the thread pool")?;
+
+    let t0 = Instant::now();
+    let weights =
+        Weights::open(&a.model).with_context(|| format!("opening {}", a.model.display()))?;
+    let net = YoloV8Seg::load(&weights, &Device::Cpu, dtype)
+        .with_context(|| format!("loading {}", a.model.display()))?;
+    let load = t0.elapsed();
+
+    let s = a.imgsz as usize;
+    let x = Tensor::from_vec(random_input(3 * s * s), (1, 3, s, s), &Device::Cpu)?;
+    let t1 = Instant::now();
+    forward(&net, &x)?;
+    let first = t1.elapsed();
+    for _ in 1..a.warmup {
+        forward(&net, &x)?;
+    }
+    let mut times = Vec::with_capacity(a.iters);
+    let cpu0 = cpu_time();
+    for _ in 0..a.iters {
+        let t = Instant::now();
+        forward(&net, &x)?;
+        times.push(t.elapsed());
+    }
+    let cpu = cpu_time().saturating_sub(cpu0);
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median = if times.len() % 2 == 1 {
+        ms(times[times.len() / 2])
+    } else {
+        (ms(times[times.len() / 2 - 1]) + ms(times[times.len() / 2])) / 2.0
+    };
+    let arch = net.architecture();
+    println!(
+        "model {} (scale {}, {} classes), input {s}x{s}, dtype {}, threads {}",
+        a.model.display(),
+        arch.scale().map(String::from).unwrap_or_else(|| "?".into()),
+        arch.num_classes,
+        a.dtype,
+        a.threads
+    );
+    println!(
+        "load_ms {:.1}  first_ms {:.1}  min_ms {:.2}  max_ms {:.2}  iters {}",
+        ms(load),
+        ms(first),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        a.iters
+    );
+    // CPU time per frame (all threads) moves far less than latency when other processes share
+    // the cores; compare versions of edgesift with it, and peers by latency measured together.
+    println!("cpu_ms_per_iter {:.1}", ms(cpu) / a.iters as f64);
+    println!("median_ms {median:.2}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One forward pass, with the outputs read back so that lazy or asynchronous work is finished.
+fn forward(net: &YoloV8Seg, x: &Tensor) -> anyhow::Result<()> {
+    let out = net.forward(x)?;
+    out.pred.device().synchronize()?;
+    std::hint::black_box(out.pred.dims());
+    Ok(())
+}
+
+/// User + system CPU time of the whole process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes the struct it is given and nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Values in 0..1 from a fixed-seed generator (xorshift): the timing does not depend on them,
+/// but every run sees the same input.
+fn random_input(n: usize) -> Vec<f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}

@@ -1,0 +1,19 @@
+//! CPU kernels for the network's hot layers, used through candle's custom-op interface so that
+//! the model code stays ordinary candle tensor code.
+//!
+//! - [`ConvCpu`]: a 2-D convolution (BatchNorm folded) with bias and SiLU fused, f32, NCHW. A 1x1
+//!   stride-1 convolution is one matrix product straight on the input; others gather a tile of
+//!   input patches (im2col) at a time, so the patch matrix stays in cache, and multiply it with
+//!   the `gemm` crate (candle's own matrix kernel). Bias, SiLU and an optional residual
+//!   ([`ConvAdd`], the bottleneck shortcut) are applied to each output tile while it is in cache. Tiles are spread over rayon's pool (`RAYON_NUM_THREADS`).
+//! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
+//!
+//! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
+//! activation as separate passes over fresh tensors; see docs/PERFORMANCE.md for the figures.
+
+mod act;
+mod conv;
+mod upsample;
+
+pub(crate) use conv::{ConvAdd, ConvCpu};
+pub(crate) use upsample::Upsample2xCpu;
