@@ -1,15 +1,15 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
-mod bench_select;
 mod bench_model;
+mod bench_select;
 mod check;
 mod check_config;
 mod devices;
 mod eval;
 mod export;
 mod ls;
-mod run;
 mod quantize;
+mod run;
 mod segment;
 mod stats;
 mod store_stress;
