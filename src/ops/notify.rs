@@ -49,8 +49,12 @@ impl Notifier {
                 ))
             }
         };
+        let sock = UnixDatagram::unbound()?;
+        // A service manager that stops reading (or a full queue) must never stall the daemon:
+        // a notification that cannot be queued now is dropped and logged.
+        sock.set_nonblocking(true)?;
         Ok(Self {
-            target: Some((UnixDatagram::unbound()?, addr)),
+            target: Some((sock, addr)),
         })
     }
 
