@@ -36,7 +36,7 @@ def run(cmd: list[str]) -> str:
     return out.stdout
 
 
-def synth(edgesift: str, out: Path, frames: int, seed: int, val_fraction: float, args) -> None:
+def synth(edgesift: str, out: Path, frames: int, seed: int, val_fraction: float, args, min_pixels: int) -> None:
     if (out / "data.yaml").exists():
         print(f"{out}: already rendered", flush=True)
         return
@@ -44,7 +44,7 @@ def synth(edgesift: str, out: Path, frames: int, seed: int, val_fraction: float,
         shutil.rmtree(out)
     run([edgesift, "synth", "--out", str(out), "--frames", str(frames), "--seed", str(seed),
          "--format", "yolo-seg,coco", "--width", str(args.width), "--height", str(args.height),
-         "--val-fraction", str(val_fraction), "--min-pixels", str(args.min_pixels)])
+         "--val-fraction", str(val_fraction), "--min-pixels", str(min_pixels)])
 
 
 def main() -> int:
@@ -63,9 +63,13 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hours", type=float, default=None,
                    help="wall-clock training budget; ultralytics fits the LR schedule to it (overrides --epochs)")
-    p.add_argument("--finetune-hours", type=float, default=None,
-                   help="then continue from the first stage's best weights for this long (a second "
-                        "stage with its own LR schedule, no warm-up), when one run could not get the time")
+    p.add_argument("--finetune-hours", type=float, nargs="+", default=[],
+                   help="then continue from the previous stage's best weights for this long (one more "
+                        "stage per value, each with its own LR schedule and no warm-up), when one run "
+                        "could not get the time")
+    p.add_argument("--finetune-min-pixels", type=int, nargs="+", default=[],
+                   help="--min-pixels of the labels each fine-tune stage trains on (default: --min-pixels); "
+                        "the held-out split is labelled like the last stage")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "models" / "edgesift-road-n-seg.safetensors")
@@ -77,9 +81,20 @@ def main() -> int:
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report["args"] = {k: str(v) for k, v in vars(args).items()}
 
+    stage_min_pixels = args.finetune_min_pixels or [args.min_pixels] * len(args.finetune_hours)
+    if len(stage_min_pixels) != len(args.finetune_hours):
+        p.error("--finetune-min-pixels needs one value per --finetune-hours value")
+
+    def split_dir(name: str, min_pixels: int) -> Path:
+        # The same seeds render the same images; only the labels depend on min_pixels.
+        return work / (name if min_pixels == args.min_pixels else f"{name}-mp{min_pixels}")
+
     t0 = time.time()
-    synth(args.edgesift, work / "data", args.frames, args.seed, args.val_fraction, args)
-    synth(args.edgesift, work / "test", args.test_frames, args.test_seed, 1.0, args)
+    for mp in sorted({args.min_pixels, *stage_min_pixels}):
+        synth(args.edgesift, split_dir("data", mp), args.frames, args.seed, args.val_fraction, args, mp)
+    test_min_pixels = stage_min_pixels[-1] if stage_min_pixels else args.min_pixels
+    test_dir = split_dir("test", test_min_pixels)
+    synth(args.edgesift, test_dir, args.test_frames, args.test_seed, 1.0, args, test_min_pixels)
     report["synth_seconds"] = report.get("synth_seconds") or round(time.time() - t0, 1)
 
     import torch
@@ -101,26 +116,27 @@ def main() -> int:
         report["train_hours_budget"] = args.hours
     report_path.write_text(json.dumps(report, indent=1) + "\n")
 
-    if args.finetune_hours:
-        best2 = work / "runs" / "finetune" / "weights" / "best.pt"
-        if not best2.exists():
+    for i, (hours, mp) in enumerate(zip(args.finetune_hours, stage_min_pixels)):
+        name = "finetune" if i == 0 else f"finetune{i + 1}"
+        best_next = work / "runs" / name / "weights" / "best.pt"
+        if not best_next.exists():
             t1 = time.time()
             model = YOLO(str(best), task="segment")
             model.train(
-                data=str(work / "data" / "data.yaml"), imgsz=args.imgsz, epochs=args.epochs,
-                batch=args.batch, device="cpu", workers=args.workers, seed=1, deterministic=True,
-                project=str(work / "runs"), name="finetune", exist_ok=True, plots=False, amp=False,
-                patience=args.epochs, verbose=True, time=args.finetune_hours, warmup_epochs=0,
-                lr0=0.005,
+                data=str(split_dir("data", mp) / "data.yaml"), imgsz=args.imgsz, epochs=args.epochs,
+                batch=args.batch, device="cpu", workers=args.workers, seed=1 + i, deterministic=True,
+                project=str(work / "runs"), name=name, exist_ok=True, plots=False, amp=False,
+                patience=args.epochs, verbose=True, time=hours, warmup_epochs=0, lr0=0.005,
             )
-            report["finetune_seconds"] = round(time.time() - t1, 1)
-            report["finetune_hours_budget"] = args.finetune_hours
+            report[f"{name}_seconds"] = round(time.time() - t1, 1)
+            report[f"{name}_hours_budget"] = hours
+            report[f"{name}_min_pixels"] = mp
             report_path.write_text(json.dumps(report, indent=1) + "\n")
-        best = best2
+        best = best_next
 
     t2 = time.time()
     trained = YOLO(str(best))
-    metrics = trained.val(data=str(work / "test" / "data.yaml"), split="val", imgsz=args.imgsz,
+    metrics = trained.val(data=str(test_dir / "data.yaml"), split="val", imgsz=args.imgsz,
                           batch=args.batch, conf=0.001, iou=0.7, device="cpu", plots=False, verbose=True)
     report["ultralytics_val"] = {
         "box_map50_95": float(metrics.box.map), "box_map50": float(metrics.box.map50),
@@ -138,7 +154,7 @@ def main() -> int:
     report["model_sha256"] = hashlib.sha256(args.out.read_bytes()).hexdigest()
     report["model_bytes"] = args.out.stat().st_size
 
-    out = run([args.edgesift, "eval", "--model", str(args.out), "--dataset", str(work / "test"),
+    out = run([args.edgesift, "eval", "--model", str(args.out), "--dataset", str(test_dir),
                "--split", "val", "--imgsz", str(args.imgsz), "--json"])
     report["edgesift_eval"] = json.loads(out)
     report_path.write_text(json.dumps(report, indent=1) + "\n")
