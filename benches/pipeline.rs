@@ -151,9 +151,13 @@ fn run(cfg: &Config, segmenter: Box<dyn Segmenter>, limits: RunLimits) -> Run {
 
 /// User + system CPU time of the whole process so far.
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills one rusage struct through a valid pointer.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    // SAFETY: rusage is plain integers (all zeros is a valid value); getrusage fills it through
+    // a valid pointer and cannot fail with RUSAGE_SELF.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     tv(u.ru_utime) + tv(u.ru_stime)
 }
