@@ -102,14 +102,16 @@ impl Classes {
                 .det
                 .instances
                 .iter()
-                .filter(|i| i.class_id == id && i.score >= self.cfg.min_score)
-                .max_by(|a, b| a.score.total_cmp(&b.score))
-                .map(|i| i.bbox);
+                .enumerate()
+                .filter(|(_, i)| i.class_id == id && i.score >= self.cfg.min_score)
+                .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+                .map(|(k, _)| k);
             if rarity >= 1.0 {
                 v.reason = "rare_class";
             }
-            // One cooldown key per class, whether it is rare now or only weighted.
-            v.key = Some(format!("classes:{name}"));
+            // One cooldown key per object (the selector appends the subject's track), whether its
+            // class is rare now or only weighted, and whatever label it gets in the next frame.
+            v.key = Some("classes".into());
             v = v
                 .with("class", name)
                 .with("share", round(share as f32))
@@ -223,13 +225,10 @@ mod tests {
         let v = c.evaluate(&frame(600_000, &with_animal));
         assert!(v.fired);
         assert_eq!(v.reason, "rare_class");
-        assert_eq!(v.key.as_deref(), Some("classes:animal"));
+        assert_eq!(v.key.as_deref(), Some("classes"));
         assert_eq!(v.detail["class"], "animal");
         assert!(v.score > 1.0, "{v:?}");
-        assert_eq!(
-            v.subject,
-            Some(crate::geometry::BBox::new(20.0, 20.0, 30.0, 30.0))
-        );
+        assert_eq!(v.subject, Some(1));
         // The same animal lingering is still one animal: it stays rare.
         for i in 1..300 {
             let v = c.evaluate(&frame(600_000 + i * 100, &with_animal));

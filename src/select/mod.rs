@@ -59,7 +59,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tracks::Tracks;
+use tracks::Objects;
 use uncertainty::Uncertainty;
 use verdict::{round, FrameView, Verdict};
 
@@ -106,7 +106,7 @@ pub struct Selector {
     small_objects: SmallObjects,
     interval: Interval,
     budget: Budget,
-    tracks: Tracks,
+    objects: Objects,
     held: VecDeque<Candidate>,
     last_t: Option<Duration>,
     names_checked: Option<Arc<[String]>>,
@@ -154,7 +154,7 @@ impl Selector {
             small_objects: SmallObjects::new(&cfg.small_objects),
             interval: Interval::new(&cfg.interval),
             budget: Budget::new(&cfg.budget),
-            tracks: Tracks::default(),
+            objects: Objects::default(),
             held: VecDeque::new(),
             last_t: None,
             names_checked: None,
@@ -207,7 +207,7 @@ impl Selector {
         self.check_names(det);
         let frame = FrameView { t, det };
         let mut verdicts = self.evaluate(&frame);
-        self.follow(&mut verdicts, t);
+        self.follow(&mut verdicts, det, t);
         self.stats.offered += 1;
         for v in verdicts.iter().filter(|v| v.fired) {
             *self.stats.fired.entry(v.strategy.to_string()).or_default() += 1;
@@ -244,18 +244,27 @@ impl Selector {
             self.decide_window(&mut out);
         }
         self.budget.prune(t, window);
-        self.tracks.prune(t);
         out
     }
 
-    /// Narrows the cooldown key of each reason about an object to that object's track.
-    fn follow(&mut self, verdicts: &mut [Verdict], t: Duration) {
-        for v in verdicts.iter_mut().filter(|v| v.fired) {
-            if let (Some(key), Some(subject)) = (&v.key, &v.subject) {
-                let track = self.tracks.assign(key, subject, t);
-                v.key = Some(format!("{key}#{track}"));
-                v.detail.insert("track".into(), track.into());
-            }
+    /// Follows every detection from frame to frame and narrows the cooldown key of each reason
+    /// about an object to that object's track.
+    fn follow(&mut self, verdicts: &mut [Verdict], det: &Detections, t: Duration) {
+        let boxes: Vec<_> = det.instances.iter().map(|i| (i.bbox, i.class_id)).collect();
+        let tracks = self.objects.update(&boxes, t);
+        for v in verdicts.iter_mut() {
+            let (Some(key), Some(k)) = (&v.key, v.subject) else {
+                continue;
+            };
+            let (Some(&track), Some(inst)) = (tracks.get(k), det.instances.get(k)) else {
+                continue;
+            };
+            let b = inst.bbox;
+            let key = format!("{key}#{track}");
+            v.key = Some(key);
+            v.detail.insert("track".into(), track.into());
+            let boxed: Vec<f64> = [b.x1, b.y1, b.x2, b.y2].iter().map(|&x| round(x)).collect();
+            v.detail.insert("box".into(), boxed.into());
         }
     }
 

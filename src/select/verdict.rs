@@ -1,6 +1,5 @@
 //! What one strategy says about one frame, and the small pieces every strategy shares.
 
-use crate::geometry::BBox;
 use crate::segment::{Detections, Instance};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -18,12 +17,13 @@ pub(crate) struct Verdict {
     pub weight: f32,
     /// The short tag recorded when the frame is kept for this strategy (`rare_class`, ...).
     pub reason: &'static str,
-    /// What the budget's cooldown counts as "the same reason" (`rare_class:animal`); `None` for
+    /// What the budget's cooldown counts as "the same reason" (`crowd`, `occlusion`); `None` for
     /// strategies that are their own dedup (diversity).
     pub key: Option<String>,
-    /// The object the reason is about, when there is one: the cooldown follows it from frame to
-    /// frame, so that it holds back this object and not the next of its kind.
-    pub subject: Option<BBox>,
+    /// The object the reason is about, when there is one (an index into the frame's
+    /// detections): the key is then narrowed to that object's track (`occlusion#17`), so that
+    /// the cooldown holds back this object and not the next of its kind.
+    pub subject: Option<usize>,
     /// Strategy-specific figures for the record (`distance`, `class`, `contact`, ...).
     pub detail: Map<String, Value>,
 }
