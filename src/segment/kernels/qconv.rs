@@ -1,0 +1,487 @@
+//! The int8 convolution: per-output-channel symmetric int8 weights, activations quantized per
+//! call (dynamic, per tensor, unsigned 8-bit with a zero point), integer products in
+//! [`super::qgemm`], f32 out with bias, SiLU and the residual fused as in [`super::ConvCpu`].
+//!
+//! For an input `x` with range `[lo, hi]` (widened to contain 0), `s_x = (hi - lo) / 255` and
+//! `z = round(-lo / s_x)`, so `x ~ s_x * (q - z)` with `q` in `0..=255` and zero exactly
+//! representable (the padding is `q = z`). With weights `w ~ s_w[o] * v`:
+//!
+//! `y[o, j] = s_x * s_w[o] * (sum_k v[o, k] q[k, j] - z * sum_k v[o, k]) + bias[o]`
+//!
+//! The integer sum is exact; the correction is applied in i32 before the one conversion to f32.
+//! Dynamic quantization needs no calibration data and adapts to each frame's range; its cost is
+//! one min/max pass and one quantizing pass over each convolution's input (both vectorised and
+//! spread over the threads).
+
+use super::act::bias_act;
+use super::conv::{f32_contiguous, OutPtr};
+use super::qgemm::{pack_activations, Kernel, PackedWeights, MR, NR};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use rayon::prelude::*;
+use std::cell::{Cell, RefCell};
+
+/// Bytes of one im2col tile (`k x columns`, u8): as the f32 kernel's tile in L2, and as much
+/// again for its packed copy.
+const TILE_BYTES: usize = 96 * 1024;
+/// Columns of one tile of a 1x1 convolution.
+const DIRECT_TILE_COLS: usize = 2048;
+
+thread_local! {
+    /// Each worker's im2col tile and its packed copy, reused across calls.
+    static TILE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The calling thread's quantized input, taken out while in use (so that a nested call on
+    /// the same thread would allocate rather than panic).
+    static QINPUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Symmetric per-row int8 quantization of `w` (`[rows, per_row]`): values in -127..=127 and one
+/// scale per row (`w ~ scale * v`; 1 for an all-zero row).
+pub(crate) fn quantize_rows(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
+    let per_row = w.len() / rows.max(1);
+    let mut q = Vec::with_capacity(w.len());
+    let mut scales = Vec::with_capacity(rows);
+    for row in w.chunks_exact(per_row.max(1)).take(rows) {
+        let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = if amax > 0.0 && amax.is_finite() {
+            amax / 127.0
+        } else {
+            1.0
+        };
+        q.extend(
+            row.iter()
+                .map(|v| (v / s).round().clamp(-127.0, 127.0) as i8),
+        );
+        scales.push(s);
+    }
+    (q, scales)
+}
+
+/// A folded convolution with int8 weights; see the module doc. Same geometry as
+/// [`super::ConvCpu`]: odd kernel, "same" padding, stride `s`.
+#[derive(Debug)]
+pub(crate) struct ConvI8 {
+    weight: PackedWeights,
+    /// Per output channel: `w ~ scale * v`.
+    scale: Vec<f32>,
+    bias: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    silu: bool,
+}
+
+impl ConvI8 {
+    /// `weight` is `[c_out, c_in, k, k]` flattened, `scale` and `bias` have `c_out` values.
+    pub(crate) fn new(
+        weight: &[i8],
+        scale: Vec<f32>,
+        bias: Vec<f32>,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        silu: bool,
+    ) -> Self {
+        let c_out = bias.len();
+        assert_eq!(
+            weight.len(),
+            c_out * c_in * k * k,
+            "weights built by the loader"
+        );
+        assert_eq!(scale.len(), c_out, "scales built by the loader");
+        assert!(
+            k % 2 == 1 && stride >= 1,
+            "odd kernels with same padding only"
+        );
+        Self {
+            weight: PackedWeights::new(weight, c_out, c_in * k * k, Kernel::best()),
+            scale,
+            bias,
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad: k / 2,
+            silu,
+        }
+    }
+
+    fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let o = |v: usize| (v + 2 * self.pad - self.k) / self.stride + 1;
+        (o(h), o(w))
+    }
+
+    /// One image, as `ConvCpu::run`.
+    fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
+        let (oh, ow) = self.out_size(h, w);
+        let n = oh * ow;
+        let kk = self.c_in * self.k * self.k;
+        let kp = self.weight.kp();
+        debug_assert_eq!(out.len(), self.c_out * n);
+        let residual = residual.map(|r| OutPtr(r.as_ptr().cast_mut()));
+        let direct = self.k == 1 && self.stride == 1;
+        let threads = rayon::current_num_threads().max(1);
+
+        let mut xq = QINPUT.take();
+        xq.resize(x.len(), 0);
+        let (s_x, z) = quantize_input(x, &mut xq);
+        let corr: Vec<i32> = self
+            .weight
+            .row_sums()
+            .iter()
+            .map(|&s| z as i32 * s)
+            .collect();
+        let scale: Vec<f32> = self.scale.iter().map(|&s| s * s_x).collect();
+
+        // Tiles as in the f32 kernel, in multiples of the micro-tile.
+        let mut tn = if direct {
+            DIRECT_TILE_COLS
+        } else {
+            (TILE_BYTES / kp).clamp(NR, 8192) / NR * NR
+        };
+        if n.div_ceil(tn) < 2 * threads {
+            tn = n.div_ceil(2 * threads).next_multiple_of(NR);
+        }
+        let tn = tn.min(n.next_multiple_of(NR));
+        let n_tiles = n.div_ceil(tn);
+        let m_blocks = if n_tiles < 2 * threads {
+            (2 * threads).div_ceil(n_tiles).min(self.c_out / 16).max(1)
+        } else {
+            1
+        };
+        let mb = self.c_out.div_ceil(m_blocks).next_multiple_of(MR);
+
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        let xq_ref = &xq[..];
+        (0..n_tiles * m_blocks).into_par_iter().for_each(|t| {
+            let (ti, mi) = (t / m_blocks, t % m_blocks);
+            let (n0, m0) = (ti * tn, mi * mb);
+            let (n1, m1) = ((n0 + tn).min(n), (m0 + mb).min(self.c_out));
+            if m0 >= m1 || n0 >= n1 {
+                return;
+            }
+            let cols = n1 - n0;
+            let blocks = cols.div_ceil(NR);
+            TILE.with(|tile| {
+                let (plain, packed) = &mut *tile.borrow_mut();
+                if packed.len() < blocks * NR * kp {
+                    packed.resize(blocks * NR * kp, 0);
+                }
+                if direct {
+                    let row = |c: usize| &xq_ref[c * n + n0..c * n + n1];
+                    pack_activations(row, kk, cols, z, packed);
+                } else {
+                    if plain.len() < kk * cols {
+                        plain.resize(kk * cols, 0);
+                    }
+                    self.im2col(xq_ref, z, h, w, ow, n0, n1, plain);
+                    let plain = &plain[..];
+                    let row = |r: usize| &plain[r * cols..(r + 1) * cols];
+                    pack_activations(row, kk, cols, z, packed);
+                }
+                let mut acc = [0i32; MR * NR];
+                for rb in m0 / MR..m1.div_ceil(MR) {
+                    let rows = (m1 - rb * MR).min(MR);
+                    for b in 0..blocks {
+                        self.weight
+                            .micro(rb, &packed[b * NR * kp..(b + 1) * NR * kp], &mut acc);
+                        let c0 = b * NR;
+                        let nc = (cols - c0).min(NR);
+                        for r in 0..rows {
+                            let o = rb * MR + r;
+                            let (cr, sr) = (corr[o], scale[o]);
+                            // SAFETY: row o, columns n0 + c0 .. + nc are inside this tile's
+                            // block of the [c_out, n] output, written by no other tile.
+                            let dst = unsafe {
+                                std::slice::from_raw_parts_mut(out_ptr.at(o * n + n0 + c0), nc)
+                            };
+                            for (d, &a) in dst.iter_mut().zip(&acc[r * NR..r * NR + nc]) {
+                                *d = (a - cr) as f32 * sr;
+                            }
+                        }
+                    }
+                }
+            });
+            // SAFETY: the block just written; the residual has the output's layout.
+            let dst = unsafe { out_ptr.at(m0 * n + n0) };
+            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
+            unsafe { bias_act(dst, m1 - m0, cols, n, &self.bias[m0..m1], self.silu, res) };
+        });
+        QINPUT.set(xq);
+    }
+
+    /// As `ConvCpu::im2col`, on quantized values, with `z` (the quantized zero) in the padding.
+    #[allow(clippy::too_many_arguments)]
+    fn im2col(
+        &self,
+        x: &[u8],
+        z: u8,
+        h: usize,
+        w: usize,
+        ow: usize,
+        n0: usize,
+        n1: usize,
+        col: &mut [u8],
+    ) {
+        let (k, s, p) = (self.k, self.stride, self.pad);
+        let cols = n1 - n0;
+        for ci in 0..self.c_in {
+            let plane = &x[ci * h * w..(ci + 1) * h * w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let r = (ci * k + ky) * k + kx;
+                    let row = &mut col[r * cols..(r + 1) * cols];
+                    let mut idx = n0;
+                    while idx < n1 {
+                        let (oy, ox0) = (idx / ow, idx % ow);
+                        let ox1 = ow.min(ox0 + (n1 - idx));
+                        let dst = &mut row[idx - n0..idx - n0 + (ox1 - ox0)];
+                        idx += ox1 - ox0;
+                        let iy = oy * s + ky;
+                        if iy < p || iy - p >= h {
+                            dst.fill(z);
+                            continue;
+                        }
+                        let src = &plane[(iy - p) * w..(iy - p + 1) * w];
+                        if s == 1 {
+                            let lo = (p.saturating_sub(kx)).clamp(ox0, ox1);
+                            let hi = (w + p).saturating_sub(kx).clamp(ox0, ox1);
+                            dst[..lo - ox0].fill(z);
+                            dst[lo - ox0..hi - ox0].copy_from_slice(&src[lo + kx - p..hi + kx - p]);
+                            dst[hi - ox0..].fill(z);
+                        } else {
+                            for (d, ox) in dst.iter_mut().zip(ox0..ox1) {
+                                let ix = ox * s + kx;
+                                *d = if ix >= p && ix - p < w {
+                                    src[ix - p]
+                                } else {
+                                    z
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks the input, allocates the output, runs each image (as `ConvCpu::forward`).
+    fn forward(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+        residual: Option<(&CpuStorage, &Layout)>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_contiguous(storage, layout, "input")?;
+        let (b, c, h, w) = layout.shape().dims4()?;
+        if c != self.c_in {
+            candle_core::bail!(
+                "edgesift-conv2d-int8: {c} input channels, the weights take {}",
+                self.c_in
+            );
+        }
+        let (oh, ow) = self.out_size(h, w);
+        let shape = Shape::from((b, self.c_out, oh, ow));
+        let res = match residual {
+            Some((s, l)) => {
+                if l.shape() != &shape {
+                    candle_core::bail!(
+                        "edgesift-conv2d-int8: residual {:?}, output {:?}",
+                        l.shape(),
+                        shape
+                    );
+                }
+                Some(f32_contiguous(s, l, "residual")?)
+            }
+            None => None,
+        };
+        let (per_in, per_out) = (c * h * w, self.c_out * oh * ow);
+        let mut out = vec![0f32; b * per_out];
+        for (i, (xi, oi)) in x
+            .chunks_exact(per_in)
+            .zip(out.chunks_exact_mut(per_out))
+            .enumerate()
+        {
+            self.run(
+                xi,
+                h,
+                w,
+                oi,
+                res.map(|r| &r[i * per_out..(i + 1) * per_out]),
+            );
+        }
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+/// Quantizes `x` into `q` (same length) with the range of `x` widened to contain 0; returns the
+/// scale and the zero point. Non-finite values are treated as 0 by the range and clamped.
+fn quantize_input(x: &[f32], q: &mut [u8]) -> (f32, u8) {
+    const CHUNK: usize = 64 * 1024;
+    let (lo, hi) = x
+        .par_chunks(CHUNK)
+        .map(|c| {
+            c.iter().fold((0f32, 0f32), |(lo, hi), &v| {
+                let v = if v.is_finite() { v } else { 0.0 };
+                (lo.min(v), hi.max(v))
+            })
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    let z = (-lo / s).round().clamp(0.0, 255.0);
+    let inv = 1.0 / s;
+    q.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(q, x)| {
+            for (q, &v) in q.iter_mut().zip(x) {
+                // NaN becomes the zero point; infinities clamp.
+                let v = if v.is_nan() { 0.0 } else { v };
+                let t = (v * inv + z).clamp(0.0, 255.0) + 0.5;
+                // SAFETY: t is in [0.5, 255.5], so its truncation fits u32 (and u8).
+                *q = unsafe { t.to_int_unchecked::<u32>() } as u8;
+            }
+        });
+    (s, z as u8)
+}
+
+impl CustomOp1 for ConvI8 {
+    fn name(&self) -> &'static str {
+        "edgesift-conv2d-int8"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.forward(storage, layout, None)
+    }
+}
+
+/// [`ConvI8`] with the bottleneck shortcut added after the activation (as `ConvAdd`).
+pub(crate) struct ConvI8Add<'a>(pub(crate) &'a ConvI8);
+
+impl CustomOp2 for ConvI8Add<'_> {
+    fn name(&self) -> &'static str {
+        "edgesift-conv2d-int8-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.0.forward(s1, l1, Some((s2, l2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// Against candle's f32 conv2d + bias + SiLU (+ residual) with the same (quantized, then
+    /// dequantized) weights: the only difference left is the input's 8-bit rounding, at most
+    /// `s_x / 2` per value, so the error is bounded by `s_x / 2 * sum |w|` per output.
+    #[test]
+    fn matches_candle_conv_within_the_quantization_step() {
+        let cases = [
+            // (c_in, c_out, k, stride, h, w, silu)
+            (3, 16, 3, 2, 33, 47, true),
+            (16, 32, 3, 1, 20, 24, true),
+            (32, 48, 1, 1, 17, 9, true),
+            (24, 8, 3, 2, 8, 8, false),
+            (64, 64, 3, 1, 5, 7, true),
+            (8, 144, 1, 1, 40, 40, false),
+            (5, 13, 3, 1, 9, 11, true),
+        ];
+        for (i, &(ci, co, k, s, h, w, silu)) in cases.iter().enumerate() {
+            let wf = values(co * ci * k * k, i as u64 + 1);
+            let (wq, ws) = quantize_rows(&wf, co);
+            let wd: Vec<f32> = wq
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| v as f32 * ws[j / (ci * k * k)])
+                .collect();
+            let bv = values(co, i as u64 + 100);
+            // Inputs in [-0.3, 1.7]: a zero point that is not 0.
+            let xv: Vec<f32> = values(2 * ci * h * w, i as u64 + 200)
+                .iter()
+                .map(|v| v + 0.7)
+                .collect();
+            let s_x = 2.0 / 255.0;
+            let dev = Device::Cpu;
+            let x = Tensor::from_vec(xv, (2, ci, h, w), &dev).unwrap();
+            let wt = Tensor::from_vec(wd.clone(), (co, ci, k, k), &dev).unwrap();
+            let bt = Tensor::from_vec(bv.clone(), (1, co, 1, 1), &dev).unwrap();
+            let mut want = x
+                .conv2d(&wt, k / 2, s, 1, 1)
+                .unwrap()
+                .broadcast_add(&bt)
+                .unwrap();
+            if silu {
+                want = want.silu().unwrap();
+            }
+            let amax: Vec<f32> = ws.iter().map(|s| s * 127.0).collect();
+            let op = ConvI8::new(&wq, ws, bv, ci, k, s, silu);
+            let got = x.apply_op1_no_bwd(&op).unwrap();
+            assert_eq!(got.dims(), want.dims(), "case {i}");
+            let (oh, ow) = (got.dims()[2], got.dims()[3]);
+            let r = Tensor::from_vec(values(2 * co * oh * ow, 9), (2, co, oh, ow), &dev).unwrap();
+            let got_add = x.apply_op2_no_bwd(&r, &ConvI8Add(&op)).unwrap();
+            let want_add = (&want + &r).unwrap();
+            for (got, want) in [(got, want), (got_add, want_add)] {
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for (j, (g, wv)) in got.iter().zip(&want).enumerate() {
+                    let o = (j / (oh * ow)) % co;
+                    let l1: f32 = wd[o * ci * k * k..(o + 1) * ci * k * k]
+                        .iter()
+                        .map(|v| v.abs())
+                        .sum();
+                    // Half a step per input value (a whole one where the top clamps), times
+                    // the weights, times SiLU's largest slope (1.1).
+                    let bound = 1.1 * s_x * (l1 + amax[o]) / 2.0 + 1e-4;
+                    assert!(
+                        (g - wv).abs() <= bound,
+                        "case {i} value {j}: {g} vs {wv} (bound {bound})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantizes_rows_symmetrically() {
+        let (q, s) = quantize_rows(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0], 2);
+        assert_eq!(q, vec![64, -127, 32, 0, 0, 0]);
+        assert_eq!(s, vec![1.0 / 127.0, 1.0]);
+    }
+
+    #[test]
+    fn input_zero_is_exact_and_nan_is_zero() {
+        let x = [-0.3f32, 0.0, 1.7, f32::NAN, f32::INFINITY, 0.9];
+        let mut q = [0u8; 6];
+        let (s, z) = quantize_input(&x, &mut q);
+        assert!((s - 2.0 / 255.0).abs() < 1e-6, "{s}");
+        assert_eq!(q[1], z);
+        assert_eq!(q[3], z);
+        assert_eq!((q[0], q[2], q[4]), (0, 255, 255));
+        assert!(((q[5] as f32 - z as f32) * s - 0.9).abs() <= s / 2.0);
+    }
+}
