@@ -90,6 +90,122 @@ fn f16_weights_agree_with_f32() {
     }
 }
 
+/// int8 weights (BatchNorm folded, per output channel) with activations quantized per call:
+/// the same bar as f16, on both fixtures and both photos.
+#[test]
+fn int8_weights_agree_with_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for fixture in ["v8n_coffee_320", "v8s_chelsea_256_f16"] {
+        let src = data(&format!("parity/{fixture}.safetensors"));
+        let dst = dir.path().join(format!("{fixture}-int8.safetensors"));
+        let summary = quantize(&src, &dst, WeightDtype::Int8).unwrap();
+        // 66 `Conv` blocks; the head's 9 last 1x1 convolutions, the DFL and the Proto's
+        // transposed convolution stay f32.
+        if std::env::var("EDGESIFT_INT8_SKIP").is_err() {
+            assert_eq!(summary.converted, 66, "{fixture}");
+        }
+        if std::env::var("EDGESIFT_INT8_SKIP").is_err() {
+            assert!(summary.bytes_out * 3 < summary.bytes_in, "{summary:?}");
+        }
+        let w = Weights::open(&dst).unwrap();
+        assert_eq!(
+            format!("{:?}", w.dtype("model.0.conv.weight").unwrap()),
+            "I8"
+        );
+        assert_eq!(w.shape("model.0.conv.weight_scale").unwrap(), [16usize]);
+        assert!(!w.contains("model.0.bn.running_var"));
+        assert!(w.metadata()["quantized"].contains("int8"));
+        // Quantizing twice is refused, naming a tensor.
+        let again = quantize(
+            &dst,
+            &dir.path().join("again.safetensors"),
+            WeightDtype::Int8,
+        );
+        assert!(again.unwrap_err().to_string().contains("already int8"));
+
+        let text = std::fs::read_to_string(data(&format!("parity/{fixture}.json"))).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut full = segmenter(&src, &doc);
+        let mut int8 = segmenter(&dst, &doc);
+        for photo in ["coffee.png", "chelsea.png"] {
+            let img = image::open(data(photo)).unwrap().to_rgb8();
+            let a = full.segment(&img).unwrap().instances;
+            let b = int8.segment(&img).unwrap().instances;
+            let agree = agreement(&a, &b);
+            let ious = mean_iou(&a, &b);
+            eprintln!(
+                "{fixture} on {photo}: f32 {} instances, int8 {}, agreement {agree:.4}, mean best IoU {ious:.4}",
+                a.len(),
+                b.len(),
+            );
+            assert!(a.len() >= 10, "{fixture} on {photo}: too few instances");
+            if agree < 0.98 {
+                failures.push(format!("{fixture} on {photo}: agreement {agree}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// The trained default model on synthetic road scenes from the held-out seed family (1007):
+/// int8 against f32 at the default thresholds, agreement pooled over the frames.
+#[test]
+fn int8_default_model_agrees_on_road_scenes() {
+    use edgesift::capture::synthetic::{SyntheticConfig, SyntheticSource};
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/edgesift-road-n-seg.safetensors");
+    let dst = dir.path().join("road-int8.safetensors");
+    quantize(&src, &dst, WeightDtype::Int8).unwrap();
+    let load = |p: &std::path::Path| YoloSegmenter::load(p, ModelOptions::default()).unwrap();
+    let (mut full, mut int8) = (load(&src), load(&dst));
+    let mut source = SyntheticSource::new(SyntheticConfig {
+        seed: 1007,
+        width: 640,
+        height: 360,
+        realtime: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut img = image::RgbImage::new(1, 1);
+    let (mut matched, mut total, mut n_f32) = (0.0, 0, 0);
+    for _ in 0..12 {
+        source.render_next(&mut img).unwrap();
+        let a = full.segment(&img).unwrap().instances;
+        let b = int8.segment(&img).unwrap().instances;
+        let agree = agreement(&a, &b);
+        let m = a.len().max(b.len());
+        matched += agree * m as f64;
+        total += m;
+        n_f32 += a.len();
+        eprintln!(
+            "f32 {} int8 {} agreement {agree:.3} mean IoU {:.3}",
+            a.len(),
+            b.len(),
+            mean_iou(&a, &b)
+        );
+    }
+    let agree = matched / total.max(1) as f64;
+    eprintln!("road scenes: {n_f32} f32 instances, pooled agreement {agree:.4}");
+    assert!(n_f32 >= 30, "too few instances to judge: {n_f32}");
+    assert!(agree >= 0.98, "agreement {agree}");
+}
+
+/// Mean over `a` of the best mask IoU with a same-class instance of `b` (a diagnostic).
+fn mean_iou(a: &[Instance], b: &[Instance]) -> f64 {
+    let total: f64 = a
+        .iter()
+        .map(|x| {
+            b.iter()
+                .filter(|y| y.class_id == x.class_id)
+                .map(|y| x.mask.iou(&y.mask) as f64)
+                .fold(0.0, f64::max)
+        })
+        .sum();
+    total / a.len().max(1) as f64
+}
+
 #[test]
 fn refuses_a_file_that_is_not_a_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,5 +214,6 @@ fn refuses_a_file_that_is_not_a_model() {
     let out = dir.path().join("out.safetensors");
     assert!(quantize(&text, &out, WeightDtype::F16).is_err());
     assert!(!out.exists());
-    assert!("int8".parse::<WeightDtype>().is_err());
+    assert_eq!("int8".parse::<WeightDtype>(), Ok(WeightDtype::Int8));
+    assert!("int4".parse::<WeightDtype>().is_err());
 }

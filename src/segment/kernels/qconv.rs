@@ -9,22 +9,30 @@
 //! `y[o, j] = s_x * s_w[o] * (sum_k v[o, k] q[k, j] - z * sum_k v[o, k]) + bias[o]`
 //!
 //! The integer sum is exact; the correction is applied in i32 before the one conversion to f32.
+//!
+//! Stride-1 convolutions (all 1x1 and the 3x3 in C2f, SPPF, the head and Proto: ~90 % of the
+//! MACs) need no im2col: the input is quantized once into a padded buffer with 4 channels
+//! interleaved per pixel (`[c_in / 4][h + 2p][w + 2p][4]`, padding = `z`), the weights are
+//! ordered `(tap, channel group, 4 channels)`, and each micro-tile of 32 consecutive output
+//! positions reads, for tap `(ky, kx)` and group `g`, the 128 bytes at
+//! `(g * plane + (v + ky * (w + 2p) + kx)) * 4`. Output positions run over the padded width
+//! (`v = oy * (w + 2p) + ox`), so a tile may span rows; the `2p` columns per row that fall in
+//! the padding are computed and dropped (2-10 %). Stride-2 convolutions gather an im2col tile
+//! and pack it as the f32 kernel does.
 //! Dynamic quantization needs no calibration data and adapts to each frame's range; its cost is
 //! one min/max pass and one quantizing pass over each convolution's input (both vectorised and
 //! spread over the threads).
 
-use super::act::bias_act;
+use super::act::dequant_act;
 use super::conv::{f32_contiguous, OutPtr};
-use super::qgemm::{pack_activations, Kernel, PackedWeights, MR, NR};
+use super::qgemm::{interleave4, pack_activations, Kernel, Offsets, PackedWeights, MR, NR};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 
-/// Bytes of one im2col tile (`k x columns`, u8): as the f32 kernel's tile in L2, and as much
+/// Bytes of one im2col tile of a stride-2 convolution (`k x columns`, u8), in L2, and as much
 /// again for its packed copy.
 const TILE_BYTES: usize = 96 * 1024;
-/// Columns of one tile of a 1x1 convolution.
-const DIRECT_TILE_COLS: usize = 2048;
 
 thread_local! {
     /// Each worker's im2col tile and its packed copy, reused across calls.
@@ -70,6 +78,9 @@ pub(crate) struct ConvI8 {
     stride: usize,
     pad: usize,
     silu: bool,
+    /// Stride 1: implicit GEMM on the channel-interleaved input, weights in `(tap, group, 4)`
+    /// order; otherwise im2col in PyTorch's `(channel, ky, kx)` order.
+    implicit: bool,
 }
 
 impl ConvI8 {
@@ -94,8 +105,26 @@ impl ConvI8 {
             k % 2 == 1 && stride >= 1,
             "odd kernels with same padding only"
         );
+        let implicit = stride == 1;
+        let packed = if implicit {
+            let (taps, cg) = (k * k, c_in.div_ceil(4));
+            let kk = taps * cg * 4;
+            let mut w = vec![0i8; c_out * kk];
+            for o in 0..c_out {
+                for c in 0..c_in {
+                    for tap in 0..taps {
+                        w[o * kk + (tap * cg + c / 4) * 4 + c % 4] =
+                            weight[(o * c_in + c) * taps + tap];
+                    }
+                }
+            }
+            PackedWeights::new(&w, c_out, kk, Kernel::best())
+        } else {
+            PackedWeights::new(weight, c_out, c_in * k * k, Kernel::best())
+        };
         Self {
-            weight: PackedWeights::new(weight, c_out, c_in * k * k, Kernel::best()),
+            weight: packed,
+            implicit,
             scale,
             bias,
             c_in,
@@ -116,44 +145,148 @@ impl ConvI8 {
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         let (oh, ow) = self.out_size(h, w);
         let n = oh * ow;
-        let kk = self.c_in * self.k * self.k;
-        let kp = self.weight.kp();
         debug_assert_eq!(out.len(), self.c_out * n);
-        let residual = residual.map(|r| OutPtr(r.as_ptr().cast_mut()));
-        let direct = self.k == 1 && self.stride == 1;
-        let threads = rayon::current_num_threads().max(1);
-
-        let mut xq = QINPUT.take();
-        xq.resize(x.len(), 0);
-        let (s_x, z) = quantize_input(x, &mut xq);
-        let corr: Vec<i32> = self
-            .weight
-            .row_sums()
-            .iter()
-            .map(|&s| z as i32 * s)
-            .collect();
-        let scale: Vec<f32> = self.scale.iter().map(|&s| s * s_x).collect();
-
-        // Tiles as in the f32 kernel, in multiples of the micro-tile.
-        let mut tn = if direct {
-            DIRECT_TILE_COLS
-        } else {
-            (TILE_BYTES / kp).clamp(NR, 8192) / NR * NR
+        let (s_x, z) = input_range(x);
+        let ep = Epilogue {
+            corr: self
+                .weight
+                .row_sums()
+                .iter()
+                .map(|&s| z as i32 * s)
+                .collect(),
+            scale: self.scale.iter().map(|&s| s * s_x).collect(),
+            out: OutPtr(out.as_mut_ptr()),
+            residual: residual.map(|r| OutPtr(r.as_ptr().cast_mut())),
+            n,
         };
-        if n.div_ceil(tn) < 2 * threads {
-            tn = n.div_ceil(2 * threads).next_multiple_of(NR);
+        let mut xq = QINPUT.take();
+        if self.implicit {
+            self.run_implicit(x, h, w, s_x, z, &mut xq, &ep);
+        } else {
+            xq.resize(x.len(), 0);
+            quantize_plain(x, s_x, z, &mut xq);
+            self.run_im2col(&xq, h, w, z, &ep);
         }
-        let tn = tn.min(n.next_multiple_of(NR));
-        let n_tiles = n.div_ceil(tn);
+        QINPUT.set(xq);
+    }
+
+    /// Row blocks per column tile and the tile width: enough tiles for every thread (2 each),
+    /// splitting the output channels too on small maps (as the f32 kernel).
+    fn split(&self, cols: usize, mut tn: usize) -> (usize, usize, usize) {
+        let threads = rayon::current_num_threads().max(1);
+        if cols.div_ceil(tn) < 2 * threads {
+            tn = cols.div_ceil(2 * threads).next_multiple_of(NR);
+        }
+        let tn = tn.min(cols.next_multiple_of(NR));
+        let n_tiles = cols.div_ceil(tn);
         let m_blocks = if n_tiles < 2 * threads {
             (2 * threads).div_ceil(n_tiles).min(self.c_out / 16).max(1)
         } else {
             1
         };
-        let mb = self.c_out.div_ceil(m_blocks).next_multiple_of(MR);
+        (tn, n_tiles, m_blocks)
+    }
 
-        let out_ptr = OutPtr(out.as_mut_ptr());
-        let xq_ref = &xq[..];
+    /// Stride 1: see the module doc.
+    #[allow(clippy::too_many_arguments)]
+    fn run_implicit(
+        &self,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        s_x: f32,
+        z: u8,
+        xq: &mut Vec<u8>,
+        ep: &Epilogue,
+    ) {
+        let (k, p) = (self.k, self.pad);
+        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        let cg = self.c_in.div_ceil(4);
+        // Pixels per channel group, with room for the last tile's overhang.
+        let plane = hp * wp + NR + k;
+        xq.clear();
+        xq.resize(cg * plane * 4, z);
+        let inv = 1.0 / s_x;
+        xq.par_chunks_mut(plane * 4)
+            .enumerate()
+            .for_each(|(g, dst)| {
+                let mut rows = vec![z; 4 * w];
+                for y in 0..h {
+                    for (t, row) in rows.chunks_exact_mut(w).enumerate() {
+                        let c = 4 * g + t;
+                        if c < self.c_in {
+                            quantize_row(&x[(c * h + y) * w..(c * h + y + 1) * w], inv, z, row);
+                        }
+                    }
+                    let at = ((y + p) * wp + p) * 4;
+                    interleave4(
+                        std::array::from_fn(|t| &rows[t * w..(t + 1) * w]),
+                        &mut dst[at..at + 4 * w],
+                    );
+                }
+            });
+        let mut offs = Vec::with_capacity(k * k * cg);
+        for ky in 0..k {
+            for kx in 0..k {
+                for g in 0..cg {
+                    offs.push((g * plane + ky * wp + kx) * 4);
+                }
+            }
+        }
+        let offs = Offsets::new(offs);
+
+        let (oh, ow) = self.out_size(h, w);
+        let vcols = oh * wp;
+        let tn = ((128 * 1024) / (cg * 4)).clamp(NR, 4096) / NR * NR;
+        let (tn, n_tiles, m_blocks) = self.split(vcols, tn);
+        let mb = self.c_out.div_ceil(m_blocks).next_multiple_of(MR);
+        let xq = &xq[..];
+        (0..n_tiles * m_blocks).into_par_iter().for_each(|t| {
+            let (ti, mi) = (t / m_blocks, t % m_blocks);
+            let (v0, m0) = (ti * tn, mi * mb);
+            let (v1, m1) = ((v0 + tn).min(vcols), (m0 + mb).min(self.c_out));
+            let mut acc = [0i32; MR * NR];
+            for rb in m0 / MR..m1.div_ceil(MR) {
+                let rows = (m1 - rb * MR).min(MR);
+                for b in (v0..v1).step_by(NR) {
+                    self.weight.micro(rb, &xq[b * 4..], &offs, &mut acc);
+                    // Runs of valid output positions in b..b + NR: split at row ends, drop the
+                    // padding columns.
+                    let end = (b + NR).min(v1);
+                    let mut v = b;
+                    while v < end {
+                        let (oy, ox) = (v / wp, v % wp);
+                        let run_end = end.min((oy + 1) * wp);
+                        if ox < ow {
+                            let len = (run_end - v).min(ow - ox);
+                            for r in 0..rows {
+                                let j = v - b;
+                                ep.store(
+                                    rb * MR + r,
+                                    oy * ow + ox,
+                                    &acc[r * NR + j..][..len],
+                                    &self.bias,
+                                    self.silu,
+                                );
+                            }
+                        }
+                        v = run_end;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Stride 2: im2col tiles, packed, as the f32 kernel.
+    fn run_im2col(&self, xq: &[u8], h: usize, w: usize, z: u8, ep: &Epilogue) {
+        let (_, ow) = self.out_size(h, w);
+        let n = ep.n;
+        let kk = self.c_in * self.k * self.k;
+        let kp = self.weight.kp();
+        let offs = Offsets::packed(kp);
+        let tn = (TILE_BYTES / kp).clamp(NR, 8192) / NR * NR;
+        let (tn, n_tiles, m_blocks) = self.split(n, tn);
+        let mb = self.c_out.div_ceil(m_blocks).next_multiple_of(MR);
         (0..n_tiles * m_blocks).into_par_iter().for_each(|t| {
             let (ti, mi) = (t / m_blocks, t % m_blocks);
             let (n0, m0) = (ti * tn, mi * mb);
@@ -168,47 +301,34 @@ impl ConvI8 {
                 if packed.len() < blocks * NR * kp {
                     packed.resize(blocks * NR * kp, 0);
                 }
-                if direct {
-                    let row = |c: usize| &xq_ref[c * n + n0..c * n + n1];
-                    pack_activations(row, kk, cols, z, packed);
-                } else {
-                    if plain.len() < kk * cols {
-                        plain.resize(kk * cols, 0);
-                    }
-                    self.im2col(xq_ref, z, h, w, ow, n0, n1, plain);
-                    let plain = &plain[..];
-                    let row = |r: usize| &plain[r * cols..(r + 1) * cols];
-                    pack_activations(row, kk, cols, z, packed);
+                if plain.len() < kk * cols {
+                    plain.resize(kk * cols, 0);
                 }
+                self.im2col(xq, z, h, w, ow, n0, n1, plain);
+                let plain = &plain[..];
+                let row = |r: usize| &plain[r * cols..(r + 1) * cols];
+                pack_activations(row, kk, cols, z, packed);
                 let mut acc = [0i32; MR * NR];
                 for rb in m0 / MR..m1.div_ceil(MR) {
                     let rows = (m1 - rb * MR).min(MR);
                     for b in 0..blocks {
                         self.weight
-                            .micro(rb, &packed[b * NR * kp..(b + 1) * NR * kp], &mut acc);
+                            .micro(rb, &packed[b * NR * kp..], &offs, &mut acc);
                         let c0 = b * NR;
                         let nc = (cols - c0).min(NR);
                         for r in 0..rows {
-                            let o = rb * MR + r;
-                            let (cr, sr) = (corr[o], scale[o]);
-                            // SAFETY: row o, columns n0 + c0 .. + nc are inside this tile's
-                            // block of the [c_out, n] output, written by no other tile.
-                            let dst = unsafe {
-                                std::slice::from_raw_parts_mut(out_ptr.at(o * n + n0 + c0), nc)
-                            };
-                            for (d, &a) in dst.iter_mut().zip(&acc[r * NR..r * NR + nc]) {
-                                *d = (a - cr) as f32 * sr;
-                            }
+                            ep.store(
+                                rb * MR + r,
+                                n0 + c0,
+                                &acc[r * NR..][..nc],
+                                &self.bias,
+                                self.silu,
+                            );
                         }
                     }
                 }
             });
-            // SAFETY: the block just written; the residual has the output's layout.
-            let dst = unsafe { out_ptr.at(m0 * n + n0) };
-            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
-            unsafe { bias_act(dst, m1 - m0, cols, n, &self.bias[m0..m1], self.silu, res) };
         });
-        QINPUT.set(xq);
     }
 
     /// As `ConvCpu::im2col`, on quantized values, with `z` (the quantized zero) in the padding.
@@ -315,9 +435,43 @@ impl ConvI8 {
     }
 }
 
-/// Quantizes `x` into `q` (same length) with the range of `x` widened to contain 0; returns the
-/// scale and the zero point. Non-finite values are treated as 0 by the range and clamped.
-fn quantize_input(x: &[f32], q: &mut [u8]) -> (f32, u8) {
+/// Dequantization constants of one call and where its outputs go.
+struct Epilogue {
+    /// `z * sum_k v[o, k]` per output channel.
+    corr: Vec<i32>,
+    /// `s_x * s_w[o]`.
+    scale: Vec<f32>,
+    out: OutPtr,
+    residual: Option<OutPtr>,
+    /// Output positions per channel.
+    n: usize,
+}
+
+impl Epilogue {
+    /// Writes `act(dequant(acc) + bias) (+ residual)` to output channel `o`, positions
+    /// `pos..pos + acc.len()`.
+    fn store(&self, o: usize, pos: usize, acc: &[i32], bias: &[f32], silu: bool) {
+        assert!(pos + acc.len() <= self.n && o < self.corr.len());
+        let at = o * self.n + pos;
+        // SAFETY: in bounds (asserted); each (channel, position) belongs to one tile, so no
+        // other thread writes it; the residual has the output's layout and is only read.
+        unsafe {
+            dequant_act(
+                self.out.at(at),
+                acc,
+                self.corr[o],
+                self.scale[o],
+                bias[o],
+                silu,
+                self.residual.map(|r| r.at(at).cast_const()),
+            )
+        }
+    }
+}
+
+/// The quantization of `x`: its range widened to contain 0 (non-finite values ignored), scale
+/// `(hi - lo) / 255` (1 for an all-zero input) and zero point.
+fn input_range(x: &[f32]) -> (f32, u8) {
     const CHUNK: usize = 64 * 1024;
     let (lo, hi) = x
         .par_chunks(CHUNK)
@@ -329,20 +483,27 @@ fn quantize_input(x: &[f32], q: &mut [u8]) -> (f32, u8) {
         })
         .reduce(|| (0.0, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
     let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-    let z = (-lo / s).round().clamp(0.0, 255.0);
+    (s, (-lo / s).round().clamp(0.0, 255.0) as u8)
+}
+
+/// `q[i] = clamp(round(x[i] / s) + z)`, `inv = 1 / s`; NaN becomes `z`, infinities clamp.
+fn quantize_row(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
+    let zf = z as f32;
+    for (q, &v) in q.iter_mut().zip(x) {
+        let v = if v.is_nan() { 0.0 } else { v };
+        let t = (v * inv + zf).clamp(0.0, 255.0) + 0.5;
+        // SAFETY: t is in [0.5, 255.5], so its truncation fits u32 (and u8).
+        *q = unsafe { t.to_int_unchecked::<u32>() } as u8;
+    }
+}
+
+/// [`quantize_row`] over a whole tensor, spread over the threads.
+fn quantize_plain(x: &[f32], s: f32, z: u8, q: &mut [u8]) {
+    const CHUNK: usize = 64 * 1024;
     let inv = 1.0 / s;
     q.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(q, x)| {
-            for (q, &v) in q.iter_mut().zip(x) {
-                // NaN becomes the zero point; infinities clamp.
-                let v = if v.is_nan() { 0.0 } else { v };
-                let t = (v * inv + z).clamp(0.0, 255.0) + 0.5;
-                // SAFETY: t is in [0.5, 255.5], so its truncation fits u32 (and u8).
-                *q = unsafe { t.to_int_unchecked::<u32>() } as u8;
-            }
-        });
-    (s, z as u8)
+        .for_each(|(q, x)| quantize_row(x, inv, z, q));
 }
 
 impl CustomOp1 for ConvI8 {
@@ -477,7 +638,8 @@ mod tests {
     fn input_zero_is_exact_and_nan_is_zero() {
         let x = [-0.3f32, 0.0, 1.7, f32::NAN, f32::INFINITY, 0.9];
         let mut q = [0u8; 6];
-        let (s, z) = quantize_input(&x, &mut q);
+        let (s, z) = input_range(&x);
+        quantize_plain(&x, s, z, &mut q);
         assert!((s - 2.0 / 255.0).abs() < 1e-6, "{s}");
         assert_eq!(q[1], z);
         assert_eq!(q[3], z);

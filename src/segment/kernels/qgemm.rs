@@ -2,10 +2,13 @@
 //! `w` signed 8-bit (weights, symmetric, in -127..=127), `a` unsigned 8-bit (activations with a
 //! zero point) and exact 32-bit accumulation.
 //!
-//! Both operands are packed so that four consecutive `k` of one row (weights) or one column
+//! Both operands are laid out so that four consecutive `k` of one row (weights) or one column
 //! (activations) are adjacent: the unit every int8 dot-product instruction consumes
-//! (`vpdpbusd`, `sdot`). Weights: blocks of [`MR`] rows, `[k / 4][MR][4]`; activations: blocks
-//! of [`NR`] columns, `[k / 4][NR][4]`; `k` padded to a multiple of 4 (zero weights there).
+//! (`vpdpbusd`, `sdot`). Weights: blocks of [`MR`] rows, `[k / 4][MR][4]`, `k` padded to a
+//! multiple of 4 (zero weights there). Activations: for each group of 4 `k`, [`NR`] columns of
+//! 4 bytes, contiguous (128 bytes), found at `base + offset[group]` ([`Offsets`]). A packed
+//! im2col tile has `offset[g] = g * NR * 4`; the stride-1 convolutions instead point straight
+//! into their input stored with 4 channels interleaved per pixel (implicit GEMM, no im2col).
 //!
 //! The micro-kernel is chosen once, at run time, from what the CPU has ([`Kernel::best`]):
 //!
@@ -90,7 +93,28 @@ impl Kernel {
     }
 }
 
-/// Weights packed for [`micro`]: `[row block][k / 4][MR][4]`, rows padded to a multiple of
+/// Where each group of 4 `k` of a micro-tile's activations starts, relative to the tile's base,
+/// and how many bytes past the base the farthest read ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Offsets {
+    offs: Vec<usize>,
+    span: usize,
+}
+
+impl Offsets {
+    /// Arbitrary offsets (bytes); each group reads `NR * 4` bytes from its offset.
+    pub(crate) fn new(offs: Vec<usize>) -> Self {
+        let span = offs.iter().max().map_or(0, |m| m + NR * 4);
+        Self { offs, span }
+    }
+
+    /// A packed activation block ([`pack_activations`]): group `g` at `g * NR * 4`.
+    pub(crate) fn packed(kp: usize) -> Self {
+        Self::new((0..kp / 4).map(|g| g * NR * 4).collect())
+    }
+}
+
+/// Weights packed for [`PackedWeights::micro`]: `[row block][k / 4][MR][4]`, rows padded to a multiple of
 /// [`MR`] and `k` to a multiple of 4 with zeros.
 #[derive(Debug)]
 pub(crate) struct PackedWeights {
@@ -135,10 +159,6 @@ impl PackedWeights {
         }
     }
 
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// `k` rounded up to a multiple of 4: rows of a packed activation block.
     pub(crate) fn kp(&self) -> usize {
         self.kp
@@ -149,32 +169,76 @@ impl PackedWeights {
         &self.row_sums[..self.rows]
     }
 
-    /// `out[r * NR + j] = sum_k w[block * MR + r, k] * a[k, j]` for one [`MR`] x [`NR`] tile;
-    /// `a` is one packed activation block (`kp * NR` bytes, `[k / 4][NR][4]`).
-    pub(crate) fn micro(&self, block: usize, a: &[u8], out: &mut [i32; MR * NR]) {
+    /// `out[r * NR + j] = sum_k w[block * MR + r, k] * a[k, j]` for one [`MR`] x [`NR`] tile,
+    /// where the group of `k` `4g..4g + 4` of column `j` is `a[offs[g] + 4j..][..4]`.
+    pub(crate) fn micro(&self, block: usize, a: &[u8], offs: &Offsets, out: &mut [i32; MR * NR]) {
         let kg = self.kp / 4;
-        assert!(block < self.rows.div_ceil(MR) && a.len() >= self.kp * NR);
+        assert!(block < self.rows.div_ceil(MR) && offs.offs.len() == kg && a.len() >= offs.span);
         let w = &self.data[block * MR * self.kp..(block + 1) * MR * self.kp];
         let sums = &self.row_sums[block * MR..(block + 1) * MR];
+        let (a, o) = (a.as_ptr(), &offs.offs[..]);
         match self.kernel {
-            Kernel::Scalar => micro_scalar(kg, w, a, out),
+            Kernel::Scalar => micro_scalar(w, a, o, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the kernel was chosen after detecting AVX2; the slices are long enough
-            // (asserted above: `kg` groups of MR x 4 weights and NR x 4 activations).
+            // SAFETY: the kernel was chosen after detecting AVX2; every read is inside `a`
+            // (offsets + NR * 4 <= span <= a.len(), asserted above) or `w` (kg groups).
             Kernel::Avx2 => unsafe {
-                x86::micro_avx2(kg, &self.wide[block * MR * self.kp..], a, out)
+                x86::micro_avx2(&self.wide[block * MR * self.kp..], a, o, out)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, after detecting AVX-512F and VNNI.
-            Kernel::Avx512Vnni => unsafe { x86::micro_vnni(kg, w, a, out) },
+            Kernel::Avx512Vnni => unsafe { x86::micro_vnni(w, a, o, out) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: as above, after detecting NEON.
-            Kernel::Neon => unsafe { arm::micro_neon(kg, w, a, sums, out) },
+            Kernel::Neon => unsafe { arm::micro_neon(w, a, o, sums, out) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: as above, after detecting NEON and dotprod.
-            Kernel::NeonDot => unsafe { arm::micro_sdot(kg, w, a, sums, out) },
+            Kernel::NeonDot => unsafe { arm::micro_sdot(w, a, o, sums, out) },
         }
         let _ = sums;
+    }
+}
+
+/// Interleaves four rows: `dst[4j + t] = rows[t][j]` for `j < dst.len() / 4`.
+pub(crate) fn interleave4(rows: [&[u8]; 4], dst: &mut [u8]) {
+    let n = dst.len() / 4;
+    let rows = rows.map(|r| &r[..n]);
+    let mut j = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        while j + 16 <= n {
+            // SAFETY: SSE2 is part of x86-64; 16 bytes read from each row at j and 64 written at
+            // 4j, all in bounds (j + 16 <= n).
+            unsafe {
+                let [a, b, c, d] = rows.map(|r| _mm_loadu_si128(r.as_ptr().add(j).cast()));
+                let ab_lo = _mm_unpacklo_epi8(a, b);
+                let ab_hi = _mm_unpackhi_epi8(a, b);
+                let cd_lo = _mm_unpacklo_epi8(c, d);
+                let cd_hi = _mm_unpackhi_epi8(c, d);
+                let o = dst.as_mut_ptr().add(4 * j);
+                _mm_storeu_si128(o.cast(), _mm_unpacklo_epi16(ab_lo, cd_lo));
+                _mm_storeu_si128(o.add(16).cast(), _mm_unpackhi_epi16(ab_lo, cd_lo));
+                _mm_storeu_si128(o.add(32).cast(), _mm_unpacklo_epi16(ab_hi, cd_hi));
+                _mm_storeu_si128(o.add(48).cast(), _mm_unpackhi_epi16(ab_hi, cd_hi));
+            }
+            j += 16;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use std::arch::aarch64::*;
+        while j + 16 <= n {
+            // SAFETY: NEON is part of aarch64; bounds as above.
+            unsafe {
+                let [a, b, c, d] = rows.map(|r| vld1q_u8(r.as_ptr().add(j)));
+                vst4q_u8(dst.as_mut_ptr().add(4 * j), uint8x16x4_t(a, b, c, d));
+            }
+            j += 16;
+        }
+    }
+    for (j, d) in dst.chunks_exact_mut(4).enumerate().skip(j) {
+        d.copy_from_slice(&[rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
     }
 }
 
@@ -205,10 +269,7 @@ pub(crate) fn pack_activations<'a>(
             let j0 = b * NR;
             let n = (cols - j0).min(NR);
             if n == NR && 4 * g + 3 < k {
-                let r: [&[u8]; 4] = std::array::from_fn(|t| &rs[t][j0..j0 + NR]);
-                for (j, d) in dst.chunks_exact_mut(4).enumerate() {
-                    d.copy_from_slice(&[r[0][j], r[1][j], r[2][j], r[3][j]]);
-                }
+                interleave4(std::array::from_fn(|t| &rs[t][j0..j0 + NR]), dst);
             } else {
                 for (j, d) in dst.chunks_exact_mut(4).enumerate() {
                     for (t, v) in d.iter_mut().enumerate() {
@@ -224,11 +285,12 @@ pub(crate) fn pack_activations<'a>(
     }
 }
 
-fn micro_scalar(kg: usize, w: &[i8], a: &[u8], out: &mut [i32; MR * NR]) {
+fn micro_scalar(w: &[i8], a: *const u8, offs: &[usize], out: &mut [i32; MR * NR]) {
     out.fill(0);
-    for g in 0..kg {
+    for (g, &off) in offs.iter().enumerate() {
         let wg = &w[g * MR * 4..(g + 1) * MR * 4];
-        let ag = &a[g * NR * 4..(g + 1) * NR * 4];
+        // SAFETY: the caller (`micro`) checked that every group's NR * 4 bytes are in bounds.
+        let ag = unsafe { std::slice::from_raw_parts(a.add(off), NR * 4) };
         for r in 0..MR {
             let wr = &wg[r * 4..r * 4 + 4];
             for j in 0..NR {
@@ -247,12 +309,18 @@ mod x86 {
     /// 8 rows x 32 columns in 16 zmm accumulators; per group of 4 `k`: two activation loads,
     /// eight weight broadcasts, sixteen `vpdpbusd`.
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) unsafe fn micro_vnni(kg: usize, w: &[i8], a: &[u8], out: &mut [i32; MR * NR]) {
-        // SAFETY: the caller guarantees kg groups of MR*4 weights and NR*4 activations.
+    pub(super) unsafe fn micro_vnni(
+        w: &[i8],
+        a: *const u8,
+        offs: &[usize],
+        out: &mut [i32; MR * NR],
+    ) {
+        // SAFETY: the caller guarantees offs.len() groups of MR*4 weights and NR*4 activations.
         unsafe {
             let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-            let (mut wp, mut ap) = (w.as_ptr(), a.as_ptr());
-            for _ in 0..kg {
+            let mut wp = w.as_ptr();
+            for &off in offs {
+                let ap = a.add(off);
                 let a0 = _mm512_loadu_si512(ap.cast());
                 let a1 = _mm512_loadu_si512(ap.add(64).cast());
                 for (r, acc) in acc.iter_mut().enumerate() {
@@ -261,7 +329,6 @@ mod x86 {
                     acc[1] = _mm512_dpbusd_epi32(acc[1], a1, b);
                 }
                 wp = wp.add(MR * 4);
-                ap = ap.add(NR * 4);
             }
             let o = out.as_mut_ptr();
             for (r, acc) in acc.iter().enumerate() {
@@ -275,7 +342,12 @@ mod x86 {
     /// `vpmaddwd` (exact: i16 x i16 pairs into i32). Per 8 columns, 4 rows at a time: 8
     /// accumulators holding two partial sums per column, folded with `vphaddd` at the end.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn micro_avx2(kg: usize, w: &[i16], a: &[u8], out: &mut [i32; MR * NR]) {
+    pub(super) unsafe fn micro_avx2(
+        w: &[i16],
+        a: *const u8,
+        offs: &[usize],
+        out: &mut [i32; MR * NR],
+    ) {
         // SAFETY: as above; `w` is the 16-bit copy, same layout.
         unsafe {
             let o = out.as_mut_ptr();
@@ -283,8 +355,8 @@ mod x86 {
                 for half in 0..2 {
                     let mut acc = [[_mm256_setzero_si256(); 2]; 4];
                     let mut wp = w.as_ptr().add(half * 16);
-                    let mut ap = a.as_ptr().add(c * 32);
-                    for _ in 0..kg {
+                    for &off in offs {
+                        let ap = a.add(off + c * 32);
                         let lo = _mm256_cvtepu8_epi16(_mm_loadu_si128(ap.cast()));
                         let hi = _mm256_cvtepu8_epi16(_mm_loadu_si128(ap.add(16).cast()));
                         for (r, acc) in acc.iter_mut().enumerate() {
@@ -294,7 +366,6 @@ mod x86 {
                             acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(hi, b));
                         }
                         wp = wp.add(MR * 4);
-                        ap = ap.add(NR * 4);
                     }
                     for (r, acc) in acc.iter().enumerate() {
                         // [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order.
@@ -318,9 +389,9 @@ mod arm {
     /// `128 * row_sum` restores the unsigned product.
     #[target_feature(enable = "neon")]
     pub(super) unsafe fn micro_neon(
-        kg: usize,
         w: &[i8],
-        a: &[u8],
+        a: *const u8,
+        offs: &[usize],
         sums: &[i32],
         out: &mut [i32; MR * NR],
     ) {
@@ -332,8 +403,8 @@ mod arm {
                 let mut lo = [vdupq_n_s32(0); MR];
                 let mut hi = [vdupq_n_s32(0); MR];
                 let mut wp = w.as_ptr();
-                let mut ap = a.as_ptr().add(c * 16);
-                for _ in 0..kg {
+                for &off in offs {
+                    let ap = a.add(off + c * 16);
                     let av = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ap), flip));
                     for r in 0..MR {
                         let b = vreinterpretq_s8_s32(vdupq_n_s32(
@@ -343,7 +414,6 @@ mod arm {
                         hi[r] = vpadalq_s16(hi[r], vmull_high_s8(av, b));
                     }
                     wp = wp.add(MR * 4);
-                    ap = ap.add(NR * 4);
                 }
                 for r in 0..MR {
                     let s = vaddq_s32(vpaddq_s32(lo[r], hi[r]), vdupq_n_s32(128 * sums[r]));
@@ -358,9 +428,9 @@ mod arm {
     /// must have detected `dotprod`.
     #[target_feature(enable = "neon,dotprod")]
     pub(super) unsafe fn micro_sdot(
-        kg: usize,
         w: &[i8],
-        a: &[u8],
+        a: *const u8,
+        offs: &[usize],
         sums: &[i32],
         out: &mut [i32; MR * NR],
     ) {
@@ -383,8 +453,8 @@ mod arm {
             for c in 0..NR / 8 {
                 let mut acc = [[vdupq_n_s32(0); 2]; MR];
                 let mut wp = w.as_ptr();
-                let mut ap = a.as_ptr().add(c * 32);
-                for _ in 0..kg {
+                for &off in offs {
+                    let ap = a.add(off + c * 32);
                     let a0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ap), flip));
                     let a1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ap.add(16)), flip));
                     let w0 = vld1q_s8(wp);
@@ -406,7 +476,6 @@ mod arm {
                     sdot!(acc[7][0], a0, w1, 3);
                     sdot!(acc[7][1], a1, w1, 3);
                     wp = wp.add(MR * 4);
-                    ap = ap.add(NR * 4);
                 }
                 for (r, acc) in acc.iter().enumerate() {
                     let corr = vdupq_n_s32(128 * sums[r]);
@@ -468,12 +537,24 @@ mod tests {
             let kp = k.next_multiple_of(4);
             let mut packed = vec![0u8; kp * NR];
             pack_activations(|kk| &a[kk * NR..(kk + 1) * NR], k, NR, 7, &mut packed);
+            // The same groups scattered (unaligned, in reverse order, with gaps), as the
+            // implicit-GEMM offsets address them.
+            let kg = kp / 4;
+            let offs: Vec<usize> = (0..kg).map(|g| 3 + (kg - 1 - g) * (NR * 4 + 40)).collect();
+            let mut scattered = vec![0xAAu8; offs[0] + NR * 4 + 5];
+            for (g, &o) in offs.iter().enumerate() {
+                scattered[o..o + NR * 4].copy_from_slice(&packed[g * NR * 4..(g + 1) * NR * 4]);
+            }
+            let offs = Offsets::new(offs);
             for &kernel in &kernels {
                 let p = PackedWeights::new(&w, rows, k, kernel);
                 assert_eq!(p.row_sums()[0], 127 * k as i32);
                 let mut out = [0i32; MR * NR];
                 for b in 0..rows.div_ceil(MR) {
-                    p.micro(b, &packed, &mut out);
+                    p.micro(b, &packed, &Offsets::packed(kp), &mut out);
+                    let mut out2 = [0i32; MR * NR];
+                    p.micro(b, &scattered, &offs, &mut out2);
+                    assert_eq!(out, out2, "{kernel:?}: scattered groups");
                     for r in 0..MR.min(rows - b * MR) {
                         for j in 0..NR {
                             assert_eq!(
@@ -491,6 +572,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn interleaves_four_rows() {
+        let rows: Vec<Vec<u8>> = (0..4)
+            .map(|t| (0..37).map(|j| (j * 4 + t) as u8).collect())
+            .collect();
+        let mut dst = vec![0u8; 37 * 4];
+        interleave4([&rows[0], &rows[1], &rows[2], &rows[3]], &mut dst);
+        assert_eq!(dst, (0..37 * 4).map(|v| v as u8).collect::<Vec<_>>());
     }
 
     #[test]
