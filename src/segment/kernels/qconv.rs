@@ -10,35 +10,28 @@
 //!
 //! The integer sum is exact; the correction is applied in i32 before the one conversion to f32.
 //!
-//! Stride-1 convolutions (all 1x1 and the 3x3 in C2f, SPPF, the head and Proto: ~90 % of the
-//! MACs) need no im2col: the input is quantized once into a padded buffer with 4 channels
-//! interleaved per pixel (`[c_in / 4][h + 2p][w + 2p][4]`, padding = `z`), the weights are
-//! ordered `(tap, channel group, 4 channels)`, and each micro-tile of 32 consecutive output
-//! positions reads, for tap `(ky, kx)` and group `g`, the 128 bytes at
-//! `(g * plane + (v + ky * (w + 2p) + kx)) * 4`. Output positions run over the padded width
-//! (`v = oy * (w + 2p) + ox`), so a tile may span rows; the `2p` columns per row that fall in
-//! the padding are computed and dropped (2-10 %). Stride-2 convolutions gather an im2col tile
-//! and pack it as the f32 kernel does.
+//! No im2col: the input is quantized once into a padded buffer with 4 channels interleaved per
+//! pixel (`[c_in / 4][phase][rows][cols][4]`, padding = `z`), the weights are ordered `(tap,
+//! channel group, 4 channels)`, and each micro-tile of 32 consecutive output positions reads,
+//! for tap `(ky, kx)` and group `g`, 128 contiguous bytes at a fixed offset from the tile's
+//! start (implicit GEMM). Output positions run over the padded width (`v = oy * pw + ox`), so a
+//! tile may span rows; the columns that fall in the padding are computed and dropped (2-10 %).
+//! A stride-2 convolution first splits the padded input into its 4 phases (even/odd rows x
+//! even/odd columns): each tap then reads one phase with stride 1, the same way.
 //! Dynamic quantization needs no calibration data and adapts to each frame's range; its cost is
 //! one min/max pass and one quantizing pass over each convolution's input (both vectorised and
 //! spread over the threads).
 
 use super::act::dequant_act;
 use super::conv::{f32_contiguous, OutPtr};
-use super::qgemm::{interleave4, pack_activations, Kernel, Offsets, PackedWeights, MR, NR};
+use super::qgemm::{interleave4, Kernel, Offsets, PackedWeights, MR, NR};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
-use std::cell::{Cell, RefCell};
-
-/// Bytes of one im2col tile of a stride-2 convolution (`k x columns`, u8), in L2, and as much
-/// again for its packed copy.
-const TILE_BYTES: usize = 96 * 1024;
+use std::cell::Cell;
 
 thread_local! {
-    /// Each worker's im2col tile and its packed copy, reused across calls.
-    static TILE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    /// The calling thread's quantized input, taken out while in use (so that a nested call on
-    /// the same thread would allocate rather than panic).
+    /// The calling thread's quantized, interleaved input, taken out while in use (so that a
+    /// nested call on the same thread would allocate rather than panic) and reused across calls.
     static QINPUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
@@ -78,9 +71,6 @@ pub(crate) struct ConvI8 {
     stride: usize,
     pad: usize,
     silu: bool,
-    /// Stride 1: implicit GEMM on the channel-interleaved input, weights in `(tap, group, 4)`
-    /// order; otherwise im2col in PyTorch's `(channel, ky, kx)` order.
-    implicit: bool,
 }
 
 impl ConvI8 {
@@ -105,26 +95,21 @@ impl ConvI8 {
             k % 2 == 1 && stride >= 1,
             "odd kernels with same padding only"
         );
-        let implicit = stride == 1;
-        let packed = if implicit {
-            let (taps, cg) = (k * k, c_in.div_ceil(4));
-            let kk = taps * cg * 4;
-            let mut w = vec![0i8; c_out * kk];
-            for o in 0..c_out {
-                for c in 0..c_in {
-                    for tap in 0..taps {
-                        w[o * kk + (tap * cg + c / 4) * 4 + c % 4] =
-                            weight[(o * c_in + c) * taps + tap];
-                    }
+        // K ordered (tap, channel group, 4 channels), channels padded to a multiple of 4.
+        let (taps, cg) = (k * k, c_in.div_ceil(4));
+        let kk = taps * cg * 4;
+        let mut w = vec![0i8; c_out * kk];
+        for o in 0..c_out {
+            for c in 0..c_in {
+                for tap in 0..taps {
+                    w[o * kk + (tap * cg + c / 4) * 4 + c % 4] =
+                        weight[(o * c_in + c) * taps + tap];
                 }
             }
-            PackedWeights::new(&w, c_out, kk, Kernel::best())
-        } else {
-            PackedWeights::new(weight, c_out, c_in * k * k, Kernel::best())
-        };
+        }
+        let packed = PackedWeights::new(&w, c_out, kk, Kernel::best());
         Self {
             weight: packed,
-            implicit,
             scale,
             bias,
             c_in,
@@ -160,13 +145,7 @@ impl ConvI8 {
             n,
         };
         let mut xq = QINPUT.take();
-        if self.implicit {
-            self.run_implicit(x, h, w, s_x, z, &mut xq, &ep);
-        } else {
-            xq.resize(x.len(), 0);
-            quantize_plain(x, s_x, z, &mut xq);
-            self.run_im2col(&xq, h, w, z, &ep);
-        }
+        self.run_implicit(x, h, w, s_x, z, &mut xq, &ep);
         QINPUT.set(xq);
     }
 
@@ -187,7 +166,7 @@ impl ConvI8 {
         (tn, n_tiles, m_blocks)
     }
 
-    /// Stride 1: see the module doc.
+    /// Implicit GEMM over the channel-interleaved, phase-split input; see the module doc.
     #[allow(clippy::too_many_arguments)]
     fn run_implicit(
         &self,
@@ -199,44 +178,67 @@ impl ConvI8 {
         xq: &mut Vec<u8>,
         ep: &Epilogue,
     ) {
-        let (k, p) = (self.k, self.pad);
+        let (k, p, s) = (self.k, self.pad, self.stride);
         let (hp, wp) = (h + 2 * p, w + 2 * p);
+        // Phase (a, b) holds padded pixels (s * i + a, s * j + b): a stride-s tap becomes a
+        // stride-1 shift inside one phase.
+        let (ph, pw) = (hp.div_ceil(s), wp.div_ceil(s));
         let cg = self.c_in.div_ceil(4);
-        // Pixels per channel group, with room for the last tile's overhang.
-        let plane = hp * wp + NR + k;
+        // Pixels per phase plane, with room for the last tile's overhang.
+        let plane = ph * pw + NR + k;
+        let group = s * s * plane * 4;
         xq.clear();
-        xq.resize(cg * plane * 4, z);
+        xq.resize(cg * group, z);
         let inv = 1.0 / s_x;
-        xq.par_chunks_mut(plane * 4)
-            .enumerate()
-            .for_each(|(g, dst)| {
-                let mut rows = vec![z; 4 * w];
-                for y in 0..h {
-                    for (t, row) in rows.chunks_exact_mut(w).enumerate() {
-                        let c = 4 * g + t;
-                        if c < self.c_in {
-                            quantize_row(&x[(c * h + y) * w..(c * h + y + 1) * w], inv, z, row);
-                        }
+        xq.par_chunks_mut(group).enumerate().for_each(|(g, dst)| {
+            let mut rows = vec![z; 4 * w];
+            let mut dec = vec![z; 4 * pw];
+            for y in 0..h {
+                for (t, row) in rows.chunks_exact_mut(w).enumerate() {
+                    let c = 4 * g + t;
+                    if c < self.c_in {
+                        quantize_row(&x[(c * h + y) * w..(c * h + y + 1) * w], inv, z, row);
                     }
-                    let at = ((y + p) * wp + p) * 4;
-                    interleave4(
-                        std::array::from_fn(|t| &rows[t * w..(t + 1) * w]),
-                        &mut dst[at..at + 4 * w],
-                    );
                 }
-            });
+                let (a, i) = ((y + p) % s, (y + p) / s);
+                for b in 0..s {
+                    // Columns j of phase (a, b) hold input x = s * j + b - p.
+                    let j0 = p.saturating_sub(b).div_ceil(s);
+                    let x0 = s * j0 + b - p;
+                    if x0 >= w {
+                        continue;
+                    }
+                    let count = (w - x0).div_ceil(s);
+                    let src: [&[u8]; 4] = if s == 1 {
+                        std::array::from_fn(|t| &rows[t * w..(t + 1) * w])
+                    } else {
+                        for t in 0..4 {
+                            let row = &rows[t * w..(t + 1) * w];
+                            for (m, d) in dec[t * pw..t * pw + count].iter_mut().enumerate() {
+                                *d = row[x0 + m * s];
+                            }
+                        }
+                        std::array::from_fn(|t| &dec[t * pw..t * pw + count])
+                    };
+                    let at = ((a * s + b) * plane + i * pw + j0) * 4;
+                    interleave4(src, &mut dst[at..at + 4 * count]);
+                }
+            }
+        });
         let mut offs = Vec::with_capacity(k * k * cg);
         for ky in 0..k {
             for kx in 0..k {
+                let phase = (ky % s) * s + kx % s;
                 for g in 0..cg {
-                    offs.push((g * plane + ky * wp + kx) * 4);
+                    offs.push(g * group + (phase * plane + (ky / s) * pw + kx / s) * 4);
                 }
             }
         }
         let offs = Offsets::new(offs);
 
+        // Output positions run over the phase width: v = oy * pw + ox.
         let (oh, ow) = self.out_size(h, w);
-        let vcols = oh * wp;
+        let vcols = oh * pw;
         let tn = ((128 * 1024) / (cg * 4)).clamp(NR, 4096) / NR * NR;
         let (tn, n_tiles, m_blocks) = self.split(vcols, tn);
         let mb = self.c_out.div_ceil(m_blocks).next_multiple_of(MR);
@@ -251,139 +253,29 @@ impl ConvI8 {
                 for b in (v0..v1).step_by(NR) {
                     self.weight.micro(rb, &xq[b * 4..], &offs, &mut acc);
                     // Runs of valid output positions in b..b + NR: split at row ends, drop the
-                    // padding columns.
+                    // columns past the output width.
                     let end = (b + NR).min(v1);
                     let mut v = b;
                     while v < end {
-                        let (oy, ox) = (v / wp, v % wp);
-                        let run_end = end.min((oy + 1) * wp);
+                        let (oy, ox) = (v / pw, v % pw);
+                        let run_end = end.min((oy + 1) * pw);
                         if ox < ow {
                             let len = (run_end - v).min(ow - ox);
-                            for r in 0..rows {
-                                let j = v - b;
-                                ep.store(
-                                    rb * MR + r,
-                                    oy * ow + ox,
-                                    &acc[r * NR + j..][..len],
-                                    &self.bias,
-                                    self.silu,
-                                );
-                            }
+                            ep.store(
+                                rb * MR,
+                                rows,
+                                oy * ow + ox,
+                                &acc[v - b..],
+                                len,
+                                &self.bias,
+                                self.silu,
+                            );
                         }
                         v = run_end;
                     }
                 }
             }
         });
-    }
-
-    /// Stride 2: im2col tiles, packed, as the f32 kernel.
-    fn run_im2col(&self, xq: &[u8], h: usize, w: usize, z: u8, ep: &Epilogue) {
-        let (_, ow) = self.out_size(h, w);
-        let n = ep.n;
-        let kk = self.c_in * self.k * self.k;
-        let kp = self.weight.kp();
-        let offs = Offsets::packed(kp);
-        let tn = (TILE_BYTES / kp).clamp(NR, 8192) / NR * NR;
-        let (tn, n_tiles, m_blocks) = self.split(n, tn);
-        let mb = self.c_out.div_ceil(m_blocks).next_multiple_of(MR);
-        (0..n_tiles * m_blocks).into_par_iter().for_each(|t| {
-            let (ti, mi) = (t / m_blocks, t % m_blocks);
-            let (n0, m0) = (ti * tn, mi * mb);
-            let (n1, m1) = ((n0 + tn).min(n), (m0 + mb).min(self.c_out));
-            if m0 >= m1 || n0 >= n1 {
-                return;
-            }
-            let cols = n1 - n0;
-            let blocks = cols.div_ceil(NR);
-            TILE.with(|tile| {
-                let (plain, packed) = &mut *tile.borrow_mut();
-                if packed.len() < blocks * NR * kp {
-                    packed.resize(blocks * NR * kp, 0);
-                }
-                if plain.len() < kk * cols {
-                    plain.resize(kk * cols, 0);
-                }
-                self.im2col(xq, z, h, w, ow, n0, n1, plain);
-                let plain = &plain[..];
-                let row = |r: usize| &plain[r * cols..(r + 1) * cols];
-                pack_activations(row, kk, cols, z, packed);
-                let mut acc = [0i32; MR * NR];
-                for rb in m0 / MR..m1.div_ceil(MR) {
-                    let rows = (m1 - rb * MR).min(MR);
-                    for b in 0..blocks {
-                        self.weight
-                            .micro(rb, &packed[b * NR * kp..], &offs, &mut acc);
-                        let c0 = b * NR;
-                        let nc = (cols - c0).min(NR);
-                        for r in 0..rows {
-                            ep.store(
-                                rb * MR + r,
-                                n0 + c0,
-                                &acc[r * NR..][..nc],
-                                &self.bias,
-                                self.silu,
-                            );
-                        }
-                    }
-                }
-            });
-        });
-    }
-
-    /// As `ConvCpu::im2col`, on quantized values, with `z` (the quantized zero) in the padding.
-    #[allow(clippy::too_many_arguments)]
-    fn im2col(
-        &self,
-        x: &[u8],
-        z: u8,
-        h: usize,
-        w: usize,
-        ow: usize,
-        n0: usize,
-        n1: usize,
-        col: &mut [u8],
-    ) {
-        let (k, s, p) = (self.k, self.stride, self.pad);
-        let cols = n1 - n0;
-        for ci in 0..self.c_in {
-            let plane = &x[ci * h * w..(ci + 1) * h * w];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let r = (ci * k + ky) * k + kx;
-                    let row = &mut col[r * cols..(r + 1) * cols];
-                    let mut idx = n0;
-                    while idx < n1 {
-                        let (oy, ox0) = (idx / ow, idx % ow);
-                        let ox1 = ow.min(ox0 + (n1 - idx));
-                        let dst = &mut row[idx - n0..idx - n0 + (ox1 - ox0)];
-                        idx += ox1 - ox0;
-                        let iy = oy * s + ky;
-                        if iy < p || iy - p >= h {
-                            dst.fill(z);
-                            continue;
-                        }
-                        let src = &plane[(iy - p) * w..(iy - p + 1) * w];
-                        if s == 1 {
-                            let lo = (p.saturating_sub(kx)).clamp(ox0, ox1);
-                            let hi = (w + p).saturating_sub(kx).clamp(ox0, ox1);
-                            dst[..lo - ox0].fill(z);
-                            dst[lo - ox0..hi - ox0].copy_from_slice(&src[lo + kx - p..hi + kx - p]);
-                            dst[hi - ox0..].fill(z);
-                        } else {
-                            for (d, ox) in dst.iter_mut().zip(ox0..ox1) {
-                                let ix = ox * s + kx;
-                                *d = if ix >= p && ix - p < w {
-                                    src[ix - p]
-                                } else {
-                                    z
-                                };
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Checks the input, allocates the output, runs each image (as `ConvCpu::forward`).
@@ -448,20 +340,34 @@ struct Epilogue {
 }
 
 impl Epilogue {
-    /// Writes `act(dequant(acc) + bias) (+ residual)` to output channel `o`, positions
-    /// `pos..pos + acc.len()`.
-    fn store(&self, o: usize, pos: usize, acc: &[i32], bias: &[f32], silu: bool) {
-        assert!(pos + acc.len() <= self.n && o < self.corr.len());
-        let at = o * self.n + pos;
+    /// Writes `act(dequant(acc) + bias) (+ residual)` to output channels `o0..o0 + rows`,
+    /// positions `pos..pos + len`, from accumulator rows `NR` apart starting at `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        o0: usize,
+        rows: usize,
+        pos: usize,
+        acc: &[i32],
+        len: usize,
+        bias: &[f32],
+        silu: bool,
+    ) {
+        assert!(pos + len <= self.n && o0 + rows <= self.corr.len() && rows >= 1);
+        assert!(acc.len() >= (rows - 1) * NR + len);
+        let at = o0 * self.n + pos;
         // SAFETY: in bounds (asserted); each (channel, position) belongs to one tile, so no
         // other thread writes it; the residual has the output's layout and is only read.
         unsafe {
             dequant_act(
                 self.out.at(at),
+                self.n,
                 acc,
-                self.corr[o],
-                self.scale[o],
-                bias[o],
+                NR,
+                len,
+                &self.corr[o0..o0 + rows],
+                &self.scale[o0..o0 + rows],
+                &bias[o0..o0 + rows],
                 silu,
                 self.residual.map(|r| r.at(at).cast_const()),
             )
@@ -488,6 +394,20 @@ fn input_range(x: &[f32]) -> (f32, u8) {
 
 /// `q[i] = clamp(round(x[i] / s) + z)`, `inv = 1 / s`; NaN becomes `z`, infinities clamp.
 fn quantize_row(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
+            quantize_row_generic(x, inv, z, q)
+        }
+        // SAFETY: AVX2 was just detected.
+        return unsafe { avx2(x, inv, z, q) };
+    }
+    quantize_row_generic(x, inv, z, q)
+}
+
+#[inline(always)]
+fn quantize_row_generic(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
     let zf = z as f32;
     for (q, &v) in q.iter_mut().zip(x) {
         let v = if v.is_nan() { 0.0 } else { v };
@@ -498,6 +418,7 @@ fn quantize_row(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
 }
 
 /// [`quantize_row`] over a whole tensor, spread over the threads.
+#[cfg(test)]
 fn quantize_plain(x: &[f32], s: f32, z: u8, q: &mut [u8]) {
     const CHUNK: usize = 64 * 1024;
     let inv = 1.0 / s;

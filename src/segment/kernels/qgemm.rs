@@ -6,9 +6,9 @@
 //! (activations) are adjacent: the unit every int8 dot-product instruction consumes
 //! (`vpdpbusd`, `sdot`). Weights: blocks of [`MR`] rows, `[k / 4][MR][4]`, `k` padded to a
 //! multiple of 4 (zero weights there). Activations: for each group of 4 `k`, [`NR`] columns of
-//! 4 bytes, contiguous (128 bytes), found at `base + offset[group]` ([`Offsets`]). A packed
-//! im2col tile has `offset[g] = g * NR * 4`; the stride-1 convolutions instead point straight
-//! into their input stored with 4 channels interleaved per pixel (implicit GEMM, no im2col).
+//! 4 bytes, contiguous (128 bytes), found at `base + offset[group]` ([`Offsets`]): the
+//! convolutions point straight into their input stored with 4 channels interleaved per pixel
+//! (implicit GEMM, no im2col; `kernels::qconv`).
 //!
 //! The micro-kernel is chosen once, at run time, from what the CPU has ([`Kernel::best`]):
 //!
@@ -108,7 +108,8 @@ impl Offsets {
         Self { offs, span }
     }
 
-    /// A packed activation block ([`pack_activations`]): group `g` at `g * NR * 4`.
+    /// A packed activation block (`pack_activations`): group `g` at `g * NR * 4`.
+    #[cfg(test)]
     pub(crate) fn packed(kp: usize) -> Self {
         Self::new((0..kp / 4).map(|g| g * NR * 4).collect())
     }
@@ -157,11 +158,6 @@ impl PackedWeights {
             row_sums,
             kernel,
         }
-    }
-
-    /// `k` rounded up to a multiple of 4: rows of a packed activation block.
-    pub(crate) fn kp(&self) -> usize {
-        self.kp
     }
 
     /// `sum_k w[r, k]` for each real row.
@@ -244,7 +240,9 @@ pub(crate) fn interleave4(rows: [&[u8]; 4], dst: &mut [u8]) {
 
 /// Packs columns `0..cols` of activations given as rows (`row(k)` is the `k`-th row, at least
 /// `cols` bytes) into `out`: `[cols / NR blocks][kp / 4][NR][4]`, padding rows and columns with
-/// `fill`. `out` must hold `cols.div_ceil(NR) * NR * kp` bytes.
+/// `fill`. `out` must hold `cols.div_ceil(NR) * NR * kp` bytes. (The convolution reads its
+/// input in place instead; this is the tests' reference layout.)
+#[cfg(test)]
 pub(crate) fn pack_activations<'a>(
     row: impl Fn(usize) -> &'a [u8],
     k: usize,
