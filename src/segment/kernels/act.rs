@@ -79,99 +79,55 @@ unsafe fn bias_act_generic(
     }
 }
 
-/// The int8 convolution's epilogue for `rows` rows of `len` values, in one pass: `dst[r][i] =
-/// act((acc[r][i] - corr[r]) * scale[r] + bias[r]) (+ residual[r][i])`, the accumulator rows
-/// `acc_stride` apart, the output (and residual) rows `stride` apart.
-///
-/// # Safety
-/// `dst` (and `residual`, when given) must address `rows` rows of `len` f32, `stride` apart,
-/// that nothing else accesses during the call (the residual is only read); `acc` must hold
-/// `(rows - 1) * acc_stride + len` values and the slices `rows` values.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn dequant_act(
-    dst: *mut f32,
-    stride: usize,
-    acc: &[i32],
-    acc_stride: usize,
-    len: usize,
-    corr: &[i32],
-    scale: &[f32],
-    bias: &[f32],
+/// The int8 convolution's epilogue for one micro-tile of `R` rows x `C` columns, in one
+/// vectorised pass without remainders: `out[r][j] = act((acc[r][j] - corr[r]) * scale[r] +
+/// bias[r])`. The caller copies the valid part out (adding the residual there).
+pub(super) fn dequant_tile<const R: usize, const C: usize>(
+    acc: &[[i32; C]; R],
+    corr: &[i32; R],
+    scale: &[f32; R],
+    bias: &[f32; R],
     silu: bool,
-    residual: Option<*const f32>,
+    out: &mut [[f32; C]; R],
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected; the caller guarantees the memory.
-        return unsafe {
-            dequant_act_avx2(
-                dst, stride, acc, acc_stride, len, corr, scale, bias, silu, residual,
-            )
-        };
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<const R: usize, const C: usize>(
+            acc: &[[i32; C]; R],
+            corr: &[i32; R],
+            scale: &[f32; R],
+            bias: &[f32; R],
+            silu: bool,
+            out: &mut [[f32; C]; R],
+        ) {
+            dequant_tile_generic(acc, corr, scale, bias, silu, out)
+        }
+        // SAFETY: the features were just detected.
+        return unsafe { avx2(acc, corr, scale, bias, silu, out) };
     }
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        dequant_act_generic(
-            dst, stride, acc, acc_stride, len, corr, scale, bias, silu, residual,
-        )
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn dequant_act_avx2(
-    dst: *mut f32,
-    stride: usize,
-    acc: &[i32],
-    acc_stride: usize,
-    len: usize,
-    corr: &[i32],
-    scale: &[f32],
-    bias: &[f32],
-    silu: bool,
-    residual: Option<*const f32>,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        dequant_act_generic(
-            dst, stride, acc, acc_stride, len, corr, scale, bias, silu, residual,
-        )
-    }
+    dequant_tile_generic(acc, corr, scale, bias, silu, out)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn dequant_act_generic(
-    dst: *mut f32,
-    stride: usize,
-    acc: &[i32],
-    acc_stride: usize,
-    len: usize,
-    corr: &[i32],
-    scale: &[f32],
-    bias: &[f32],
+fn dequant_tile_generic<const R: usize, const C: usize>(
+    acc: &[[i32; C]; R],
+    corr: &[i32; R],
+    scale: &[f32; R],
+    bias: &[f32; R],
     silu: bool,
-    residual: Option<*const f32>,
+    out: &mut [[f32; C]; R],
 ) {
-    for r in 0..corr.len().min(scale.len()).min(bias.len()) {
-        // SAFETY: the caller guarantees `rows` rows of `len` values at `stride`.
-        let out = unsafe { std::slice::from_raw_parts_mut(dst.add(r * stride), len) };
-        let acc = &acc[r * acc_stride..r * acc_stride + len];
+    for r in 0..R {
         let (c, s, b) = (corr[r], scale[r], bias[r]);
         let y = |a: i32| (a - c) as f32 * s + b;
-        match (silu, residual) {
-            (true, None) => out
-                .iter_mut()
-                .zip(acc)
-                .for_each(|(d, &a)| *d = silu_f32(y(a))),
-            (false, None) => out.iter_mut().zip(acc).for_each(|(d, &a)| *d = y(a)),
-            (_, Some(res)) => {
-                // SAFETY: as for the output.
-                let res = unsafe { std::slice::from_raw_parts(res.add(r * stride), len) };
-                for ((d, &a), &x) in out.iter_mut().zip(acc).zip(res) {
-                    *d = if silu { silu_f32(y(a)) } else { y(a) } + x;
-                }
+        if silu {
+            for (d, &a) in out[r].iter_mut().zip(&acc[r]) {
+                *d = silu_f32(y(a));
+            }
+        } else {
+            for (d, &a) in out[r].iter_mut().zip(&acc[r]) {
+                *d = y(a);
             }
         }
     }

@@ -22,7 +22,7 @@
 //! one min/max pass and one quantizing pass over each convolution's input (both vectorised and
 //! spread over the threads).
 
-use super::act::dequant_act;
+use super::act::dequant_tile;
 use super::conv::{f32_contiguous, OutPtr};
 use super::qgemm::{interleave4, Kernel, Offsets, PackedWeights, MR, NR};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
@@ -132,16 +132,26 @@ impl ConvI8 {
         let n = oh * ow;
         debug_assert_eq!(out.len(), self.c_out * n);
         let (s_x, z) = input_range(x);
+        let padded = self.c_out.next_multiple_of(MR);
+        let pad = |mut v: Vec<f32>| {
+            v.resize(padded, 0.0);
+            v
+        };
+        let mut corr: Vec<i32> = self
+            .weight
+            .row_sums()
+            .iter()
+            .map(|&s| z as i32 * s)
+            .collect();
+        corr.resize(padded, 0);
         let ep = Epilogue {
-            corr: self
-                .weight
-                .row_sums()
-                .iter()
-                .map(|&s| z as i32 * s)
-                .collect(),
-            scale: self.scale.iter().map(|&s| s * s_x).collect(),
+            corr,
+            scale: pad(self.scale.iter().map(|&s| s * s_x).collect()),
+            bias: pad(self.bias.clone()),
+            silu: self.silu,
             out: OutPtr(out.as_mut_ptr()),
             residual: residual.map(|r| OutPtr(r.as_ptr().cast_mut())),
+            c_out: self.c_out,
             n,
         };
         let mut xq = QINPUT.take();
@@ -248,10 +258,12 @@ impl ConvI8 {
             let (v0, m0) = (ti * tn, mi * mb);
             let (v1, m1) = ((v0 + tn).min(vcols), (m0 + mb).min(self.c_out));
             let mut acc = [0i32; MR * NR];
+            let mut tile = [[0f32; NR]; MR];
             for rb in m0 / MR..m1.div_ceil(MR) {
                 let rows = (m1 - rb * MR).min(MR);
                 for b in (v0..v1).step_by(NR) {
                     self.weight.micro(rb, &xq[b * 4..], &offs, &mut acc);
+                    ep.tile(rb, &acc, &mut tile);
                     // Runs of valid output positions in b..b + NR: split at row ends, drop the
                     // columns past the output width.
                     let end = (b + NR).min(v1);
@@ -261,15 +273,7 @@ impl ConvI8 {
                         let run_end = end.min((oy + 1) * pw);
                         if ox < ow {
                             let len = (run_end - v).min(ow - ox);
-                            ep.store(
-                                rb * MR,
-                                rows,
-                                oy * ow + ox,
-                                &acc[v - b..],
-                                len,
-                                &self.bias,
-                                self.silu,
-                            );
+                            ep.store(rb * MR, rows, oy * ow + ox, &tile, v - b, len);
                         }
                         v = run_end;
                     }
@@ -329,50 +333,75 @@ impl ConvI8 {
 
 /// Dequantization constants of one call and where its outputs go.
 struct Epilogue {
-    /// `z * sum_k v[o, k]` per output channel.
+    /// `z * sum_k v[o, k]` per output channel, padded to a multiple of `MR` (zeros).
     corr: Vec<i32>,
-    /// `s_x * s_w[o]`.
+    /// `s_x * s_w[o]`, padded likewise.
     scale: Vec<f32>,
+    /// Padded likewise.
+    bias: Vec<f32>,
+    silu: bool,
     out: OutPtr,
     residual: Option<OutPtr>,
+    /// Output channels.
+    c_out: usize,
     /// Output positions per channel.
     n: usize,
 }
 
 impl Epilogue {
-    /// Writes `act(dequant(acc) + bias) (+ residual)` to output channels `o0..o0 + rows`,
-    /// positions `pos..pos + len`, from accumulator rows `NR` apart starting at `acc`.
+    /// Dequantizes micro-tile `acc` of row block `rb` (bias and activation applied).
+    fn tile(&self, rb: usize, acc: &[i32; MR * NR], out: &mut [[f32; NR]; MR]) {
+        let r = rb * MR..(rb + 1) * MR;
+        let as_rows: &[[i32; NR]; MR] = as_tile_rows(acc);
+        let fixed = |v: &[f32]| -> [f32; MR] { std::array::from_fn(|i| v[i]) };
+        let corr: [i32; MR] = std::array::from_fn(|i| self.corr[r.start + i]);
+        dequant_tile(
+            as_rows,
+            &corr,
+            &fixed(&self.scale[r.clone()]),
+            &fixed(&self.bias[r]),
+            self.silu,
+            out,
+        );
+    }
+
+    /// Writes columns `j..j + len` of the dequantized tile's first `rows` rows to output
+    /// channels `o0..o0 + rows`, positions `pos..pos + len`, adding the residual.
     #[allow(clippy::too_many_arguments)]
     fn store(
         &self,
         o0: usize,
         rows: usize,
         pos: usize,
-        acc: &[i32],
+        tile: &[[f32; NR]; MR],
+        j: usize,
         len: usize,
-        bias: &[f32],
-        silu: bool,
     ) {
-        assert!(pos + len <= self.n && o0 + rows <= self.corr.len() && rows >= 1);
-        assert!(acc.len() >= (rows - 1) * NR + len);
-        let at = o0 * self.n + pos;
-        // SAFETY: in bounds (asserted); each (channel, position) belongs to one tile, so no
-        // other thread writes it; the residual has the output's layout and is only read.
-        unsafe {
-            dequant_act(
-                self.out.at(at),
-                self.n,
-                acc,
-                NR,
-                len,
-                &self.corr[o0..o0 + rows],
-                &self.scale[o0..o0 + rows],
-                &bias[o0..o0 + rows],
-                silu,
-                self.residual.map(|r| r.at(at).cast_const()),
-            )
+        assert!(pos + len <= self.n && o0 + rows <= self.c_out && rows <= MR && j + len <= NR);
+        for (r, t) in tile.iter().enumerate().take(rows) {
+            let at = (o0 + r) * self.n + pos;
+            // SAFETY: in bounds (asserted); each (channel, position) belongs to one tile, so no
+            // other thread writes it; the residual has the output's layout and is only read.
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.out.at(at), len) };
+            let src = &t[j..j + len];
+            match self.residual {
+                None => dst.copy_from_slice(src),
+                Some(res) => {
+                    // SAFETY: as above.
+                    let res = unsafe { std::slice::from_raw_parts(res.at(at).cast_const(), len) };
+                    for ((d, s), x) in dst.iter_mut().zip(src).zip(res) {
+                        *d = s + x;
+                    }
+                }
+            }
         }
     }
+}
+
+/// `[i32; MR * NR]` viewed as `MR` rows of `NR`.
+fn as_tile_rows(acc: &[i32; MR * NR]) -> &[[i32; NR]; MR] {
+    // SAFETY: same size and alignment (arrays of i32 have no padding).
+    unsafe { &*(acc as *const [i32; MR * NR]).cast::<[[i32; NR]; MR]>() }
 }
 
 /// The quantization of `x`: its range widened to contain 0 (non-finite values ignored), scale
