@@ -163,12 +163,7 @@ impl Conv {
                 reason: format!("scale {bad} is not a positive finite number"),
             });
         }
-        let exp = std::env::var("EDGESIFT_INT8_EXP").unwrap_or_default();
-        let deq = exp == "all"
-            || exp
-                .split(',')
-                .any(|p| !p.is_empty() && s.prefix().starts_with(p));
-        let imp = if target.native() && !deq {
+        let imp = if target.native() {
             ConvImpl::Int8(ConvI8::new(
                 &v,
                 scale,

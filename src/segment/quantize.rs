@@ -125,28 +125,6 @@ pub fn quantize(
                     buffers.push((name.to_string(), Dtype::F32, shape, f32_bytes(&values)));
                     continue;
                 }
-                let skip = std::env::var("EDGESIFT_INT8_SKIP").unwrap_or_default();
-                let skip = skip.split(',').any(|p| {
-                    !p.is_empty() && (prefix == p || prefix.starts_with(&format!("{p}.")))
-                });
-                if skip {
-                    buffers.push((
-                        name.to_string(),
-                        Dtype::F32,
-                        shape.clone(),
-                        f32_bytes(&values),
-                    ));
-                    for t in ["weight", "bias", "running_mean", "running_var"] {
-                        let v = weights.f32(&format!("{prefix}.bn.{t}"), &shape[..1])?;
-                        buffers.push((
-                            format!("{prefix}.bn.{t}"),
-                            Dtype::F32,
-                            shape[..1].to_vec(),
-                            f32_bytes(&v),
-                        ));
-                    }
-                    continue;
-                }
                 let mut w = values;
                 let bias = fold_bn(
                     &mut w,
