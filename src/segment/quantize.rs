@@ -2,7 +2,7 @@
 //! weights in half precision or in int8.
 //!
 //! **f16**: only the 4-D `*.weight` tensors (convolution and transposed-convolution kernels,
-//! >99.5 % of the bytes) change dtype; BatchNorm statistics and biases stay f32, so folding
+//! over 99.5 % of the bytes) change dtype; BatchNorm statistics and biases stay f32, so folding
 //! BatchNorm at load loses nothing to f16's range (a running variance above 65504 would overflow
 //! it). The result keeps ultralytics' names and loads like any other checkpoint: the network
 //! still computes in f32 (the weights are widened at load), so the file and its page-cache
