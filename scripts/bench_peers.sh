@@ -3,7 +3,7 @@
 # measured back to back (the machine's load changes; only the ratio of one run means much).
 #
 #   scripts/bench_peers.sh [--scale n] [--imgsz 640] [--threads 2] [--iters 20] [--rounds 2]
-#                          [--dtype f32] [--model M.safetensors]
+#                          [--dtype f32[,int8,...]] [--model M.safetensors]
 #
 # Builds yolov8<scale>-seg from ultralytics' yaml (random init, fixed seed: the timing does not
 # depend on the values), writes it once as safetensors (scripts/export_ultralytics.py) and as ONNX
@@ -11,8 +11,11 @@
 # `edgesift bench-model` for --rounds rounds and prints both medians, the ratio ours/onnxruntime
 # (last line), the ratio of CPU time per run (steadier when other processes load the machine)
 # and the load average. --model benchmarks another edgesift file (e.g. an `edgesift quantize`
-# output) against the f32 ONNX of --scale. Needs the .venv (scripts/setup.sh --python) and a
-# release build (cargo build --release).
+# output) against the f32 ONNX of --scale. --dtype takes a comma-separated list (`f32,int8`):
+# each round then runs onnxruntime once and edgesift once per dtype, back to back, and prints
+# `ratio_<dtype>` for each (`ratio` stays the first dtype's). int8 quantizes the f32 file in
+# memory first (`edgesift bench-model --dtype int8`). Needs the .venv (scripts/setup.sh
+# --python) and a release build (cargo build --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
     --model) model=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -98,26 +101,36 @@ print(f"{min(wall_spin, wall):.2f} {cpu:.1f}")
 EOF
 }
 
-# Prints "<median ms> <cpu ms per run>".
+# Prints "<median ms> <cpu ms per run>" for dtype $1.
 ours_median() {
   "$bin" bench-model --model "$model" --imgsz "$imgsz" --threads "$threads" --iters "$iters" \
-    --dtype "$dtype" | awk '$1 == "cpu_ms_per_iter" { c = $2 } $1 == "median_ms" { print $2, c }'
+    --dtype "$1" | awk '$1 == "cpu_ms_per_iter" { c = $2 } $1 == "median_ms" { print $2, c }'
 }
 
-echo "yolov8${scale}-seg ${imgsz}x${imgsz}, ${threads} threads, ${iters} iters x ${rounds} rounds; ours: $model ($dtype)"
+IFS=, read -r -a dtypes <<< "$dtype"
+echo "yolov8${scale}-seg ${imgsz}x${imgsz}, ${threads} threads, ${iters} iters x ${rounds} rounds; ours: $model (${dtypes[*]})"
 echo "onnxruntime $("$py" -c 'import onnxruntime; print(onnxruntime.__version__)'), $(nproc) CPUs"
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 min() { printf '%s\n%s\n' "$1" "$2" | grep . | sort -g | head -1; }
-best_ort="" best_ours="" best_ort_cpu="" best_ours_cpu=""
+best_ort="" best_ort_cpu=""
+declare -A best_ours best_ours_cpu
 for r in $(seq 1 "$rounds"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
   read -r o oc < <(ort_median)
-  read -r e ec < <(ours_median)
-  printf 'round %d: onnxruntime %8.2f ms (cpu %7.1f)   edgesift %8.2f ms (cpu %7.1f)   ratio %s (cpu %s)   load average %s\n' \
-    "$r" "$o" "$oc" "$e" "$ec" "$(ratio "$e" "$o")" "$(ratio "$ec" "$oc")" "$load"
-  best_ort=$(min "$o" "$best_ort"); best_ours=$(min "$e" "$best_ours")
-  best_ort_cpu=$(min "$oc" "$best_ort_cpu"); best_ours_cpu=$(min "$ec" "$best_ours_cpu")
+  printf 'round %d: onnxruntime %8.2f ms (cpu %7.1f)   load average %s\n' "$r" "$o" "$oc" "$load"
+  best_ort=$(min "$o" "$best_ort"); best_ort_cpu=$(min "$oc" "$best_ort_cpu")
+  for d in "${dtypes[@]}"; do
+    read -r e ec < <(ours_median "$d")
+    printf 'round %d: edgesift %-5s %8.2f ms (cpu %7.1f)   ratio %s (cpu %s)\n' \
+      "$r" "$d" "$e" "$ec" "$(ratio "$e" "$o")" "$(ratio "$ec" "$oc")"
+    best_ours[$d]=$(min "$e" "${best_ours[$d]:-}"); best_ours_cpu[$d]=$(min "$ec" "${best_ours_cpu[$d]:-}")
+  done
 done
-echo "best of $rounds: onnxruntime $best_ort ms (cpu $best_ort_cpu ms/run), edgesift $best_ours ms (cpu $best_ours_cpu ms/run)"
-echo "cpu_ratio $(ratio "$best_ours_cpu" "$best_ort_cpu")"
-echo "ratio $(ratio "$best_ours" "$best_ort")"
+echo "best of $rounds: onnxruntime $best_ort ms (cpu $best_ort_cpu ms/run)"
+for d in "${dtypes[@]}"; do
+  echo "best of $rounds: edgesift $d ${best_ours[$d]} ms (cpu ${best_ours_cpu[$d]} ms/run)"
+  echo "cpu_ratio_$d $(ratio "${best_ours_cpu[$d]}" "$best_ort_cpu")"
+  echo "ratio_$d $(ratio "${best_ours[$d]}" "$best_ort")"
+done
+echo "cpu_ratio $(ratio "${best_ours_cpu[${dtypes[0]}]}" "$best_ort_cpu")"
+echo "ratio $(ratio "${best_ours[${dtypes[0]}]}" "$best_ort")"

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
-use edgesift::segment::{Weights, YoloV8Seg};
+use edgesift::segment::{quantize, WeightDtype, Weights, YoloV8Seg};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,9 +26,19 @@ pub struct BenchModelArgs {
     /// Untimed runs first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Compute dtype: f32, f16 or bf16.
+    /// Compute dtype: f32, f16, bf16, or int8 (the int8 kernels: an f32/f16 model is quantized
+    /// first, as `edgesift quantize --dtype int8` would, into a temporary file).
     #[arg(long, default_value = "f32")]
     dtype: String,
+}
+
+/// A temporary int8 copy of a model, removed on drop.
+struct TempModel(PathBuf);
+
+impl Drop for TempModel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
@@ -42,8 +52,28 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
         "f32" => DType::F32,
         "f16" => DType::F16,
         "bf16" => DType::BF16,
-        other => bail!("--dtype must be f32, f16 or bf16, got `{other}`"),
+        "int8" => DType::F32,
+        other => bail!("--dtype must be f32, f16, bf16 or int8, got `{other}`"),
     };
+    let mut _temp = None;
+    let mut model = a.model.clone();
+    if a.dtype == "int8" {
+        let w = Weights::open(&model).with_context(|| format!("opening {}", model.display()))?;
+        let is_int8 = w
+            .names()
+            .any(|n| w.dtype(n).ok() == Some(safetensors::Dtype::I8));
+        if !is_int8 {
+            let tmp = std::env::temp_dir().join(format!(
+                "edgesift-bench-int8-{}.safetensors",
+                std::process::id()
+            ));
+            quantize(&model, &tmp, WeightDtype::Int8)
+                .with_context(|| format!("quantizing {} to int8", model.display()))?;
+            eprintln!("quantized {} to int8 in {}", model.display(), tmp.display());
+            model = tmp.clone();
+            _temp = Some(TempModel(tmp));
+        }
+    }
     // Before any pool exists: candle and rayon read these once, when their pools start.
     std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string());
     std::env::set_var("CANDLE_NUM_THREADS", a.threads.to_string());
@@ -53,10 +83,9 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
         .context("starting the thread pool")?;
 
     let t0 = Instant::now();
-    let weights =
-        Weights::open(&a.model).with_context(|| format!("opening {}", a.model.display()))?;
+    let weights = Weights::open(&model).with_context(|| format!("opening {}", model.display()))?;
     let net = YoloV8Seg::load(&weights, &Device::Cpu, dtype)
-        .with_context(|| format!("loading {}", a.model.display()))?;
+        .with_context(|| format!("loading {}", model.display()))?;
     let load = t0.elapsed();
 
     let s = a.imgsz as usize;

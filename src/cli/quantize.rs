@@ -1,4 +1,4 @@
-//! `edgesift quantize`: a smaller copy of a model file (convolution weights in f16).
+//! `edgesift quantize`: a smaller copy of a model file (convolution weights in f16 or int8).
 
 use anyhow::Context;
 use edgesift::segment::{quantize, WeightDtype};
@@ -13,7 +13,8 @@ pub struct QuantizeArgs {
     /// Where to write the converted model.
     #[arg(long)]
     out: PathBuf,
-    /// Storage dtype of the convolution weights: f16 (BatchNorm and biases stay f32).
+    /// Storage dtype of the convolution weights: f16 (BatchNorm and biases stay f32) or int8
+    /// (BatchNorm folded, per-output-channel scales; runs on the int8 CPU kernels).
     #[arg(long, default_value = "f16")]
     dtype: WeightDtype,
 }

@@ -23,7 +23,7 @@ pub enum SegmentError {
         expected: Vec<usize>,
         actual: Vec<usize>,
     },
-    #[error("tensor `{key}` is stored as {dtype}; only f32, f16 and bf16 weights are supported")]
+    #[error("tensor `{key}` is stored as {dtype}; weights must be f32, f16 or bf16 (or int8 for folded convolution weights written by `edgesift quantize --dtype int8`)")]
     UnsupportedDtype { key: String, dtype: String },
     #[error("model metadata `{key}`: {reason}")]
     Metadata { key: String, reason: String },

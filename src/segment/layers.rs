@@ -3,7 +3,7 @@
 //! Every convolution of the network goes through [`Conv`], so that how a convolution is computed
 //! (candle's own kernel today, a fused, pre-packed one for the speed work) is decided in one place.
 
-use super::kernels::{ConvAdd, ConvCpu, Upsample2xCpu};
+use super::kernels::{ConvAdd, ConvCpu, ConvI8, ConvI8Add, Upsample2xCpu};
 use super::weights::Scope;
 use super::SegmentError;
 use candle_core::{DType, Device, Tensor};
@@ -37,6 +37,28 @@ impl Target {
     }
 }
 
+/// Folds BatchNorm into the convolution weights `w` (`[c_out, ...]`, scaled in place) and
+/// returns the bias: `y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta`.
+pub(crate) fn fold_bn(
+    w: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+) -> Vec<f32> {
+    let c_out = gamma.len();
+    let per_out = w.len() / c_out.max(1);
+    let mut bias = Vec::with_capacity(c_out);
+    for o in 0..c_out {
+        let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
+        for v in &mut w[o * per_out..(o + 1) * per_out] {
+            *v = (*v as f64 * scale) as f32;
+        }
+        bias.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
+    }
+    bias
+}
+
 /// A 2-D convolution with bias and optional SiLU, stride 1 or 2, "same" padding (`k / 2`).
 #[derive(Debug)]
 pub(crate) struct Conv {
@@ -49,6 +71,8 @@ pub(crate) struct Conv {
 #[derive(Debug)]
 enum ConvImpl {
     Native(ConvCpu),
+    /// int8 weights (`edgesift quantize --dtype int8`) on the CPU.
+    Int8(ConvI8),
     Candle {
         weight: Tensor,
         bias: Tensor,
@@ -102,25 +126,63 @@ impl Conv {
             .shape(key)?
             .first()
             .ok_or_else(|| SegmentError::Architecture(format!("{} is a scalar", s.key(key))))?;
+        if s.dtype(key)? == safetensors::Dtype::I8 {
+            return Self::load_int8(s, target, c_out, c_in, k, stride, act);
+        }
         let mut w = s.f32(key, &[c_out, c_in, k, k])?;
         let gamma = s.f32("bn.weight", &[c_out])?;
         let beta = s.f32("bn.bias", &[c_out])?;
         let mean = s.f32("bn.running_mean", &[c_out])?;
         let var = s.f32("bn.running_var", &[c_out])?;
-        let per_out = c_in * k * k;
-        let mut bias = Vec::with_capacity(c_out);
-        for o in 0..c_out {
-            // y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta, folded into w and b.
-            let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
-            for v in &mut w[o * per_out..(o + 1) * per_out] {
-                *v = (*v as f64 * scale) as f32;
-            }
-            bias.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
-        }
+        let bias = fold_bn(&mut w, &gamma, &beta, &mean, &var);
         Ok(Self {
             imp: ConvImpl::build(target, w, bias, c_out, c_in, k, stride, act)?,
             c_out,
         })
+    }
+
+    /// A `Conv` block as `edgesift quantize --dtype int8` writes it: BatchNorm already folded,
+    /// `conv.weight` int8 `[c_out, c_in, k, k]`, `conv.weight_scale` f32 `[c_out]` (per output
+    /// channel, `w = scale * v`), `conv.bias` f32 `[c_out]`. Computed by the int8 kernel on the
+    /// CPU in f32 mode, dequantized to candle's conv2d elsewhere.
+    fn load_int8(
+        s: &Scope,
+        target: &Target,
+        c_out: usize,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        act: Activation,
+    ) -> Result<Self, SegmentError> {
+        let v = s.i8("conv.weight", &[c_out, c_in, k, k])?;
+        let scale = s.f32("conv.weight_scale", &[c_out])?;
+        let bias = s.f32("conv.bias", &[c_out])?;
+        if let Some(bad) = scale.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+            return Err(SegmentError::Metadata {
+                key: s.key("conv.weight_scale"),
+                reason: format!("scale {bad} is not a positive finite number"),
+            });
+        }
+        let imp = if target.native() {
+            ConvImpl::Int8(ConvI8::new(
+                &v,
+                scale,
+                bias,
+                c_in,
+                k,
+                stride,
+                act == Activation::Silu,
+            ))
+        } else {
+            let per_out = c_in * k * k;
+            let w = v
+                .iter()
+                .enumerate()
+                .map(|(i, &q)| q as f32 * scale[i / per_out])
+                .collect();
+            ConvImpl::build(target, w, bias, c_out, c_in, k, stride, act)?
+        };
+        Ok(Self { imp, c_out })
     }
 
     /// A plain `nn.Conv2d` with bias (the last layer of each head branch), 1x1.
@@ -154,6 +216,9 @@ impl Conv {
             ConvImpl::Native(op) => {
                 Ok(contiguous(x)?.apply_op2_no_bwd(&contiguous(residual)?, &ConvAdd(op))?)
             }
+            ConvImpl::Int8(op) => {
+                Ok(contiguous(x)?.apply_op2_no_bwd(&contiguous(residual)?, &ConvI8Add(op))?)
+            }
             ConvImpl::Candle { .. } => Ok((self.forward(x)? + residual)?),
         }
     }
@@ -161,6 +226,7 @@ impl Conv {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
         match &self.imp {
             ConvImpl::Native(op) => Ok(contiguous(x)?.apply_op1_no_bwd(op)?),
+            ConvImpl::Int8(op) => Ok(contiguous(x)?.apply_op1_no_bwd(op)?),
             ConvImpl::Candle {
                 weight,
                 bias,

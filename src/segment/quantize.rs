@@ -1,13 +1,27 @@
-//! Smaller model files: `edgesift quantize` rewrites a checkpoint with its convolution weights in
-//! half precision.
+//! Smaller, faster model files: `edgesift quantize` rewrites a checkpoint with its convolution
+//! weights in half precision or in int8.
 //!
-//! Only the 4-D `*.weight` tensors (convolution and transposed-convolution kernels, >99.5 % of the
-//! bytes) change dtype; BatchNorm statistics and biases stay f32, so folding BatchNorm at load
-//! loses nothing to f16's range (a running variance above 65504 would overflow it). The result
-//! keeps ultralytics' names and loads like any other checkpoint: the network still computes in
-//! f32 (the weights are widened at load), so the file and its page-cache footprint halve while
-//! the speed is that of f32. Accuracy against the f32 model: `tests/quantize.rs`.
+//! **f16**: only the 4-D `*.weight` tensors (convolution and transposed-convolution kernels,
+//! over 99.5 % of the bytes) change dtype; BatchNorm statistics and biases stay f32, so folding
+//! BatchNorm at load loses nothing to f16's range (a running variance above 65504 would overflow
+//! it). The result keeps ultralytics' names and loads like any other checkpoint: the network
+//! still computes in f32 (the weights are widened at load), so the file and its page-cache
+//! footprint halve while the speed is that of f32.
+//!
+//! **int8**: every `Conv` block (convolution + BatchNorm + SiLU: all the 3x3 and 1x1
+//! convolutions of backbone, neck, head branches and Proto) has its BatchNorm folded first, as
+//! the f32 loader does, then its weights quantized symmetrically per output channel:
+//! `P.conv.weight` becomes int8 `[c_out, c_in, k, k]` in -127..=127 with `P.conv.weight_scale`
+//! (f32 `[c_out]`, `w = scale * v`) and `P.conv.bias` (f32, the folded bias); `P.bn.*` is
+//! dropped. The last 1x1 convolution of each head branch (box distances, class scores, mask
+//! coefficients; 1.5 % of the MACs), the DFL and the Proto's transposed convolution stay f32.
+//! Activations are quantized at run time (see `kernels::qconv`). On the CPU in f32 mode these
+//! layers run on the int8 kernels; elsewhere they are dequantized at load.
+//!
+//! Accuracy against the f32 model: `tests/quantize.rs`.
 
+use super::kernels::quantize_rows;
+use super::layers::fold_bn;
 use super::{SegmentError, Weights, YoloV8Seg};
 use candle_core::{DType, Device};
 use safetensors::tensor::{Dtype, TensorView};
@@ -18,6 +32,7 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightDtype {
     F16,
+    Int8,
 }
 
 impl std::str::FromStr for WeightDtype {
@@ -25,11 +40,10 @@ impl std::str::FromStr for WeightDtype {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "f16" => Ok(Self::F16),
-            "int8" => Err(
-                "int8 is not implemented yet (needs int8 kernels with run-time CPU checks); use f16"
-                    .into(),
-            ),
-            other => Err(format!("unknown weight dtype `{other}`; expected f16")),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!(
+                "unknown weight dtype `{other}`; expected f16 or int8"
+            )),
         }
     }
 }
@@ -59,14 +73,37 @@ pub fn quantize(
 
     let mut names: Vec<&str> = weights.names().collect();
     names.sort_unstable();
+    if let Some(name) = names
+        .iter()
+        .find(|n| weights.dtype(n).ok() == Some(Dtype::I8))
+    {
+        return Err(SegmentError::Metadata {
+            key: (*name).to_string(),
+            reason: "the model is already int8-quantized; quantize the f32 original".into(),
+        });
+    }
     let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
+    let f32_bytes = |v: &[f32]| v.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     let mut converted = 0;
-    for name in names {
+    for name in &names {
+        let name = *name;
         let shape = weights.shape(name)?.to_vec();
+        // A `Conv` block's BatchNorm goes into its int8 weights.
+        if dtype == WeightDtype::Int8 {
+            if let Some(prefix) = name.strip_suffix(".bn.weight").or_else(|| {
+                ["bias", "running_mean", "running_var", "num_batches_tracked"]
+                    .iter()
+                    .find_map(|t| name.strip_suffix(&format!(".bn.{t}")[..]))
+            }) {
+                if weights.contains(&format!("{prefix}.conv.weight")) {
+                    continue;
+                }
+            }
+        }
         let values = weights.f32(name, &shape)?;
-        let to_half = shape.len() == 4 && name.ends_with(".weight");
-        let (dt, bytes) = match (to_half, dtype) {
-            (true, WeightDtype::F16) => {
+        let is_weight = shape.len() == 4 && name.ends_with(".weight");
+        match dtype {
+            WeightDtype::F16 if is_weight => {
                 converted += 1;
                 let mut bytes = Vec::with_capacity(values.len() * 2);
                 for v in &values {
@@ -79,15 +116,54 @@ pub fn quantize(
                     }
                     bytes.extend_from_slice(&h.to_le_bytes());
                 }
-                (Dtype::F16, bytes)
+                buffers.push((name.to_string(), Dtype::F16, shape, bytes));
+            }
+            WeightDtype::Int8 if is_weight && name.ends_with(".conv.weight") => {
+                let prefix = &name[..name.len() - ".conv.weight".len()];
+                let bn = |t: &str| weights.f32(&format!("{prefix}.bn.{t}"), &shape[..1]);
+                if !weights.contains(&format!("{prefix}.bn.weight")) {
+                    buffers.push((name.to_string(), Dtype::F32, shape, f32_bytes(&values)));
+                    continue;
+                }
+                let mut w = values;
+                let bias = fold_bn(
+                    &mut w,
+                    &bn("weight")?,
+                    &bn("bias")?,
+                    &bn("running_mean")?,
+                    &bn("running_var")?,
+                );
+                if let Some(bad) = w.iter().chain(&bias).find(|v| !v.is_finite()) {
+                    return Err(SegmentError::Metadata {
+                        key: name.to_string(),
+                        reason: format!("folding BatchNorm gives {bad}"),
+                    });
+                }
+                let (q, scale) = quantize_rows(&w, shape[0]);
+                converted += 1;
+                let c_out = vec![shape[0]];
+                buffers.push((
+                    name.to_string(),
+                    Dtype::I8,
+                    shape,
+                    q.iter().map(|&v| v as u8).collect(),
+                ));
+                buffers.push((
+                    format!("{prefix}.conv.weight_scale"),
+                    Dtype::F32,
+                    c_out.clone(),
+                    f32_bytes(&scale),
+                ));
+                buffers.push((
+                    format!("{prefix}.conv.bias"),
+                    Dtype::F32,
+                    c_out,
+                    f32_bytes(&bias),
+                ));
             }
             // Everything else is stored as f32, whatever it was: exact for f16/bf16 inputs.
-            (false, _) => (
-                Dtype::F32,
-                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-        };
-        buffers.push((name.to_string(), dt, shape, bytes));
+            _ => buffers.push((name.to_string(), Dtype::F32, shape, f32_bytes(&values))),
+        }
     }
     let views = buffers
         .iter()
@@ -105,6 +181,9 @@ pub fn quantize(
         "quantized".into(),
         match dtype {
             WeightDtype::F16 => "f16 convolution weights (edgesift quantize)".into(),
+            WeightDtype::Int8 => "int8 convolution weights per output channel, BatchNorm \
+                                  folded (edgesift quantize)"
+                .into(),
         },
     );
     let io = |path: &Path| {

@@ -135,6 +135,31 @@ impl Weights {
         Ok(values)
     }
 
+    /// The values of `key`, stored as int8 (`edgesift quantize --dtype int8`), after checking
+    /// that its shape is `expected`.
+    pub fn i8(&self, key: &str, expected: &[usize]) -> Result<Vec<i8>, SegmentError> {
+        let info = self
+            .tensors
+            .get(key)
+            .ok_or_else(|| SegmentError::MissingTensor { key: key.into() })?;
+        if info.shape != expected {
+            return Err(SegmentError::ShapeMismatch {
+                key: key.into(),
+                expected: expected.to_vec(),
+                actual: info.shape.clone(),
+            });
+        }
+        if info.dtype != Dtype::I8 {
+            return Err(SegmentError::UnsupportedDtype {
+                key: key.into(),
+                dtype: format!("{:?} where int8 was expected", info.dtype),
+            });
+        }
+        let (start, end) = info.data_offsets;
+        let bytes = &self.mmap[self.data_start + start..self.data_start + end];
+        Ok(bytes.iter().map(|&b| b as i8).collect())
+    }
+
     /// A view of the tensors under `prefix` (`"model.22"` → `model.22.*`).
     pub fn scope(&self, prefix: impl Into<String>) -> Scope<'_> {
         Scope {
@@ -188,6 +213,14 @@ impl<'a> Scope<'a> {
 
     pub fn f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, SegmentError> {
         self.weights.f32(&self.key(name), expected)
+    }
+
+    pub fn i8(&self, name: &str, expected: &[usize]) -> Result<Vec<i8>, SegmentError> {
+        self.weights.i8(&self.key(name), expected)
+    }
+
+    pub fn dtype(&self, name: &str) -> Result<Dtype, SegmentError> {
+        self.weights.dtype(&self.key(name))
     }
 }
 

@@ -79,6 +79,60 @@ unsafe fn bias_act_generic(
     }
 }
 
+/// The int8 convolution's epilogue for one micro-tile of `R` rows x `C` columns, in one
+/// vectorised pass without remainders: `out[r][j] = act((acc[r][j] - corr[r]) * scale[r] +
+/// bias[r])`. The caller copies the valid part out (adding the residual there).
+pub(super) fn dequant_tile<const R: usize, const C: usize>(
+    acc: &[[i32; C]; R],
+    corr: &[i32; R],
+    scale: &[f32; R],
+    bias: &[f32; R],
+    silu: bool,
+    out: &mut [[f32; C]; R],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<const R: usize, const C: usize>(
+            acc: &[[i32; C]; R],
+            corr: &[i32; R],
+            scale: &[f32; R],
+            bias: &[f32; R],
+            silu: bool,
+            out: &mut [[f32; C]; R],
+        ) {
+            dequant_tile_generic(acc, corr, scale, bias, silu, out)
+        }
+        // SAFETY: the features were just detected.
+        return unsafe { avx2(acc, corr, scale, bias, silu, out) };
+    }
+    dequant_tile_generic(acc, corr, scale, bias, silu, out)
+}
+
+#[inline(always)]
+fn dequant_tile_generic<const R: usize, const C: usize>(
+    acc: &[[i32; C]; R],
+    corr: &[i32; R],
+    scale: &[f32; R],
+    bias: &[f32; R],
+    silu: bool,
+    out: &mut [[f32; C]; R],
+) {
+    for r in 0..R {
+        let (c, s, b) = (corr[r], scale[r], bias[r]);
+        let y = |a: i32| (a - c) as f32 * s + b;
+        if silu {
+            for (d, &a) in out[r].iter_mut().zip(&acc[r]) {
+                *d = silu_f32(y(a));
+            }
+        } else {
+            for (d, &a) in out[r].iter_mut().zip(&acc[r]) {
+                *d = y(a);
+            }
+        }
+    }
+}
+
 /// `x * sigmoid(x)`.
 #[inline(always)]
 pub(super) fn silu_f32(x: f32) -> f32 {

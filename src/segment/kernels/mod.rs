@@ -6,6 +6,9 @@
 //!   input patches (im2col) at a time, so the patch matrix stays in cache, and multiply it with
 //!   the `gemm` crate (candle's own matrix kernel). Bias, SiLU and an optional residual
 //!   ([`ConvAdd`], the bottleneck shortcut) are applied to each output tile while it is in cache. Tiles are spread over rayon's pool (`RAYON_NUM_THREADS`).
+//! - [`ConvI8`]: the same convolution with int8 weights (per output channel) and activations
+//!   quantized per call, multiplied by the integer kernels of `qgemm` (AVX-512 VNNI, AVX2, NEON
+//!   with or without `sdot`, scalar; chosen at run time).
 //! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
 //!
 //! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
@@ -13,7 +16,10 @@
 
 mod act;
 mod conv;
+mod qconv;
+mod qgemm;
 mod upsample;
 
 pub(crate) use conv::{ConvAdd, ConvCpu};
+pub(crate) use qconv::{quantize_rows, ConvI8, ConvI8Add};
 pub(crate) use upsample::Upsample2xCpu;
