@@ -96,6 +96,11 @@ def seeded_state_dict(model, seed: int) -> None:
             continue
         new[key] = torch.from_numpy(seeded_values(key, tuple(value.shape), seed))
     model.load_state_dict(new)
+    # TinyViT's Attention caches its offset biases (`ab`, not in the state dict) when eval() is
+    # called; build_sam_vit_t calls it before loading weights, so without this second call the
+    # attention would keep the zero biases it was built with (MobileSAM's README calls eval()
+    # after loading for the same reason).
+    model.eval()
 
 
 def tensors_of(model) -> dict:

@@ -11,8 +11,9 @@ records:
 - `mobilesam_coffee.png`: the image after MobileSAM's own resize (longest side 1024, PIL);
 - `mobilesam_coffee_io.safetensors`: `features` (1x256x64x64 image embeddings) and, per prompt,
   `<prompt>_low_res` (the decoder's 256x256 mask logits) and `<prompt>_iou`;
-- `mobilesam_coffee.json`: the seed, the prompts (original image pixels) and, per prompt, the
-  predictor's masks at the original resolution (COCO RLE) with their IoU predictions.
+- `mobilesam_coffee.json`: the seed, the exported tensors' names, shapes and sums (so the test can
+  rebuild the weights file), the prompts (original image pixels) and, per prompt, the predictor's
+  masks at the original resolution (COCO RLE) with their IoU predictions.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_mobilesam import build, seeded_state_dict  # noqa: E402
+from export_mobilesam import build, seeded_state_dict, tensors_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -61,6 +62,8 @@ def main() -> int:
         "orig_shape": list(rgb.shape[:2]),
         "input_shape": list(resized.shape[:2]),
         "prompts": {},
+        # What the Rust test regenerates: every exported tensor's shape and f64 sum.
+        "tensors": {k: {"shape": list(v.shape), "sum": float(v.double().sum())} for k, v in sorted(tensors_of(model).items())},
     }
     for name, kw in PROMPTS.items():
         args = {k: np.array(v) for k, v in kw.items() if k != "multimask_output"}

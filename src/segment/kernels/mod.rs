@@ -7,13 +7,21 @@
 //!   the `gemm` crate (candle's own matrix kernel). Bias, SiLU and an optional residual
 //!   ([`ConvAdd`], the bottleneck shortcut) are applied to each output tile while it is in cache. Tiles are spread over rayon's pool (`RAYON_NUM_THREADS`).
 //! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
+//! - For MobileSAM: [`DepthwiseCpu`] (TinyViT's depthwise convolutions, GELU fused), [`GeluCpu`]
+//!   (exact erf GELU) and [`LayerNormCpu`] (two-pass, last axis or NCHW channels).
 //!
 //! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
 //! activation as separate passes over fresh tensors; see docs/PERFORMANCE.md for the figures.
 
 mod act;
 mod conv;
+mod depthwise;
+mod gelu;
+mod norm;
 mod upsample;
 
 pub(crate) use conv::{ConvAdd, ConvCpu};
+pub(crate) use depthwise::DepthwiseCpu;
+pub(crate) use gelu::GeluCpu;
+pub(crate) use norm::{LayerNormCpu, NormAxis};
 pub(crate) use upsample::Upsample2xCpu;
