@@ -11,6 +11,7 @@ mod ls;
 mod quantize;
 mod run;
 mod segment;
+mod segment_sam;
 mod stats;
 mod store_stress;
 mod synth;
