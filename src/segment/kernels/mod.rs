@@ -8,18 +8,21 @@
 //!   ([`ConvAdd`], the bottleneck shortcut) are applied to each output tile while it is in cache. Tiles are spread over rayon's pool (`RAYON_NUM_THREADS`).
 //! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
 //! - For MobileSAM: [`DepthwiseCpu`] (TinyViT's depthwise convolutions, GELU fused), [`GeluCpu`]
-//!   (exact erf GELU) and [`LayerNormCpu`] (two-pass, last axis or NCHW channels).
+//!   (exact erf GELU), [`LayerNormCpu`] (two-pass, last axis or NCHW channels) and
+//!   [`WindowAttentionCpu`] (TinyViT's windowed attention, one task per window and head).
 //!
 //! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
 //! activation as separate passes over fresh tensors; see docs/PERFORMANCE.md for the figures.
 
 mod act;
+mod attention;
 mod conv;
 mod depthwise;
 mod gelu;
 mod norm;
 mod upsample;
 
+pub(crate) use attention::WindowAttentionCpu;
 pub(crate) use conv::{ConvAdd, ConvCpu};
 pub(crate) use depthwise::DepthwiseCpu;
 pub(crate) use gelu::GeluCpu;

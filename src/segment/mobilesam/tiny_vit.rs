@@ -8,7 +8,7 @@
 //! Between stages tokens are kept as `[b, h, w, c]`.
 
 use super::nn::{Conv, LayerNorm, Linear};
-use crate::segment::kernels::NormAxis;
+use crate::segment::kernels::{NormAxis, WindowAttentionCpu};
 use crate::segment::layers::Target;
 use crate::segment::weights::Scope;
 use crate::segment::SegmentError;
@@ -89,6 +89,8 @@ struct Attention {
     proj: Linear,
     /// `[heads, n, n]`, the offset biases gathered once at load.
     bias: Tensor,
+    /// The whole attention in one kernel (f32 on the CPU).
+    fused: Option<WindowAttentionCpu>,
     heads: usize,
     key_dim: usize,
     scale: f64,
@@ -117,14 +119,19 @@ impl Attention {
         for h in 0..heads {
             bias.extend(idxs.iter().map(|&i| table[h * n_off + i]));
         }
+        let scale = (key_dim as f64).powf(-0.5);
+        let fused = t
+            .native()
+            .then(|| WindowAttentionCpu::new(bias.clone(), heads, key_dim, n, scale as f32));
         Ok(Self {
             norm: LayerNorm::load(&s.pp("norm"), t, dim, LN_EPS, NormAxis::Last)?,
             qkv: Linear::load(&s.pp("qkv"), t, dim, 3 * dim)?,
             proj: Linear::load(&s.pp("proj"), t, dim, dim)?,
             bias: t.tensor(bias, &[heads, n, n])?,
+            fused,
             heads,
             key_dim,
-            scale: (key_dim as f64).powf(-0.5),
+            scale,
         })
     }
 
@@ -132,11 +139,12 @@ impl Attention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (bw, n, dim) = x.dims3()?;
         let (h, kd) = (self.heads, self.key_dim);
+        let qkv = self.qkv.forward(&self.norm.forward(x)?)?;
+        if let Some(op) = &self.fused {
+            return self.proj.forward(&qkv.contiguous()?.apply_op1_no_bwd(op)?);
+        }
         // Per head, the projection is laid out [q | k | v].
-        let qkv = self
-            .qkv
-            .forward(&self.norm.forward(x)?)?
-            .reshape((bw, n, h, 3 * kd))?;
+        let qkv = qkv.reshape((bw, n, h, 3 * kd))?;
         let part = |i: usize| -> Result<Tensor> {
             Ok(qkv
                 .narrow(3, i * kd, kd)?
