@@ -117,19 +117,29 @@ fn seeded_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .collect()
 }
 
-/// The model on the seeded weights (written to a temporary safetensors file and loaded the way
-/// the daemon loads a real one), and its embedding of coffee.png; built once.
+/// The seeded weights written to a safetensors file (kept for the whole test run).
+fn weights_file() -> &'static PathBuf {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path: PathBuf = dir.path().join("mobilesam_seeded.safetensors");
+            let tensors: HashMap<String, Tensor> = seeded_tensors()
+                .into_iter()
+                .map(|(k, shape, v)| (k, Tensor::from_vec(v, shape, &Device::Cpu).unwrap()))
+                .collect();
+            candle_core::safetensors::save(&tensors, &path).unwrap();
+            (dir, path)
+        })
+        .1
+}
+
+/// The model on the seeded weights (loaded from a file the way the daemon loads a real one), and
+/// its embedding of coffee.png; built once.
 fn model() -> &'static (MobileSam, ImageEmbedding) {
     static MODEL: OnceLock<(MobileSam, ImageEmbedding)> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path: PathBuf = dir.path().join("mobilesam_seeded.safetensors");
-        let tensors: HashMap<String, Tensor> = seeded_tensors()
-            .into_iter()
-            .map(|(k, shape, v)| (k, Tensor::from_vec(v, shape, &Device::Cpu).unwrap()))
-            .collect();
-        candle_core::safetensors::save(&tensors, &path).unwrap();
-        let sam = MobileSam::load(&path, &Device::Cpu).unwrap();
+        let sam = MobileSam::load(weights_file(), &Device::Cpu).unwrap();
         let img = image::open(data("coffee.png")).unwrap().to_rgb8();
         let t = std::time::Instant::now();
         let emb = sam.embed(&img).unwrap();
@@ -276,4 +286,99 @@ fn decoder_matches_on_the_reference_embedding() {
     let e = rel_l2(&preds[0].low_res, &flat(&io()["box_low_res"]));
     eprintln!("mobilesam: decoder on the reference embedding, low-res rel L2 {e:.2e}");
     assert!(e <= 1e-4, "decoder relative L2 error {e}");
+}
+
+/// `[refine]` through the pipeline's sink: each kept frame's boxes prompt MobileSAM, the refined
+/// masks (those of the official predictor for the same box) travel beside the detector's in the
+/// sample's record; tiny boxes are skipped and `max_instances` keeps the best-scoring ones.
+#[test]
+fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
+    use edgesift::capture::{Frame, Origin, Timestamp};
+    use edgesift::pipeline::{Decided, KeptSample, RefineSink, Sink, SinkError, SinkReport};
+    use edgesift::segment::mobilesam::{RefineConfig, Refiner};
+    use edgesift::segment::{Detections, Instance, Timings};
+    use std::sync::{Arc, Mutex};
+
+    struct Capture(Arc<Mutex<Vec<serde_json::Value>>>);
+    impl Sink for Capture {
+        fn write(&mut self, s: &KeptSample) -> Result<SinkReport, SinkError> {
+            self.0.lock().unwrap().push(s.decision.record.clone());
+            Ok(SinkReport::default())
+        }
+    }
+
+    let img = image::open(data("coffee.png")).unwrap().to_rgb8();
+    let (w, h) = img.dimensions();
+    let instance = |score: f32, b: [f32; 4]| Instance {
+        class_id: 0,
+        score,
+        bbox: BBox::new(b[0], b[1], b[2], b[3]),
+        mask: Mask::empty(w, h),
+        class_scores: vec![score],
+    };
+    let boxes = &doc()["prompts"]["box"]["box"];
+    let b: Vec<f32> = boxes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let detections = Detections {
+        image_width: w,
+        image_height: h,
+        instances: vec![
+            instance(0.3, [10.0, 10.0, 60.0, 90.0]),
+            instance(0.9, [b[0], b[1], b[2], b[3]]),
+            instance(0.99, [5.0, 5.0, 9.0, 9.0]), // 4 px: below min_box_px
+        ],
+        embedding: Vec::new(),
+        class_names: Arc::from(vec!["thing".to_string()]),
+        timings: Timings::default(),
+    };
+    let cfg = RefineConfig {
+        enabled: true,
+        max_instances: 1,
+        ..Default::default()
+    };
+    let refiner = Refiner::load(&cfg, weights_file()).unwrap();
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let mut sink = RefineSink::new(Box::new(Capture(records.clone())), refiner);
+    let sample = KeptSample {
+        frame: Frame {
+            seq: 3,
+            captured: Timestamp {
+                monotonic: std::time::Duration::from_secs(1),
+                wall: std::time::SystemTime::UNIX_EPOCH,
+            },
+            origin: Origin {
+                source: "test".into(),
+                file: None,
+                index: 3,
+            },
+            image: img,
+            truth: None,
+        },
+        detections,
+        decision: Decided {
+            seq: 3,
+            keep: true,
+            value: 1.0,
+            reasons: vec!["test".into()],
+            record: serde_json::json!({ "interval": { "keep": true } }),
+        },
+    };
+    sink.write(&sample).unwrap();
+    let records = records.lock().unwrap();
+    let record = &records[0];
+    assert_eq!(
+        record["interval"]["keep"], true,
+        "the selection record is kept"
+    );
+    let refined = record["refine"]["instances"].as_array().unwrap();
+    assert_eq!(refined.len(), 1, "max_instances = 1, the 4 px box skipped");
+    assert_eq!(refined[0]["instance"], 1);
+    let got = rle_mask(&refined[0]["mask"]);
+    let want = rle_mask(&doc()["prompts"]["box"]["masks"][0]);
+    let iou = got.iou(&want);
+    assert!(iou > 0.98, "refined mask IoU with the predictor's {iou}");
 }

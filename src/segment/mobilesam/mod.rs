@@ -13,10 +13,12 @@
 mod decoder;
 mod nn;
 mod pixels;
+mod refine;
 mod tiny_vit;
 
 pub use decoder::PointPrompt;
 pub use pixels::{input_size, logits_at_original, normalise_and_pad, resize_pil_bilinear};
+pub use refine::{RefineConfig, Refined, RefinedInstance, Refiner, DEFAULT_REFINE_MODEL};
 
 use super::layers::Target;
 use super::weights::Weights;
