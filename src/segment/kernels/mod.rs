@@ -9,7 +9,8 @@
 //! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
 //! - For MobileSAM: [`DepthwiseCpu`] (TinyViT's depthwise convolutions, GELU fused), [`GeluCpu`]
 //!   (exact erf GELU), [`LayerNormCpu`] (two-pass, last axis or NCHW channels) and
-//!   [`WindowAttentionCpu`] (TinyViT's windowed attention, one task per window and head).
+//!   [`WindowAttentionCpu`] (TinyViT's windowed attention, one task per window and head),
+//!   [`LinearCpu`] (token-row products with bias, GELU or a residual fused).
 //!
 //! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
 //! activation as separate passes over fresh tensors; see docs/PERFORMANCE.md for the figures.
@@ -19,6 +20,7 @@ mod attention;
 mod conv;
 mod depthwise;
 mod gelu;
+mod linear;
 mod norm;
 mod upsample;
 
@@ -26,5 +28,6 @@ pub(crate) use attention::WindowAttentionCpu;
 pub(crate) use conv::{ConvAdd, ConvCpu};
 pub(crate) use depthwise::DepthwiseCpu;
 pub(crate) use gelu::GeluCpu;
+pub(crate) use linear::{LinearAdd, LinearCpu};
 pub(crate) use norm::{LayerNormCpu, NormAxis};
 pub(crate) use upsample::Upsample2xCpu;

@@ -2,7 +2,9 @@
 //! (BatchNorm folded on the host) and runs edgesift's CPU kernels for f32 on the CPU, candle's
 //! generic ops elsewhere.
 
-use crate::segment::kernels::{ConvAdd, ConvCpu, DepthwiseCpu, GeluCpu, LayerNormCpu, NormAxis};
+use crate::segment::kernels::{
+    ConvAdd, ConvCpu, DepthwiseCpu, GeluCpu, LayerNormCpu, LinearAdd, LinearCpu, NormAxis,
+};
 use crate::segment::layers::Target;
 use crate::segment::weights::Scope;
 use crate::segment::SegmentError;
@@ -155,17 +157,32 @@ impl Conv {
     }
 }
 
-/// `nn.Linear`, applied to the last dimension.
+/// `nn.Linear`, applied to the last dimension, optionally followed by exact GELU.
 #[derive(Debug)]
-pub(super) struct Linear {
-    /// `[in, out]`, transposed once at load so the product reads it row-major.
-    w_t: Tensor,
-    bias: Tensor,
-    c_out: usize,
+pub(super) enum Linear {
+    Native(LinearCpu),
+    Candle {
+        /// `[in, out]`, transposed once at load so the product reads it row-major.
+        w_t: Tensor,
+        bias: Tensor,
+        c_out: usize,
+        gelu: bool,
+    },
 }
 
 impl Linear {
     pub(super) fn load(s: &Scope, t: &Target, c_in: usize, c_out: usize) -> Result<Self> {
+        Self::load_act(s, t, c_in, c_out, false)
+    }
+
+    /// The layer with GELU fused after it.
+    pub(super) fn load_act(
+        s: &Scope,
+        t: &Target,
+        c_in: usize,
+        c_out: usize,
+        gelu: bool,
+    ) -> Result<Self> {
         let w = s.f32("weight", &[c_out, c_in])?;
         let mut w_t = vec![0f32; w.len()];
         for o in 0..c_out {
@@ -173,28 +190,50 @@ impl Linear {
                 w_t[i * c_out + o] = w[o * c_in + i];
             }
         }
-        Ok(Self {
+        let bias = s.f32("bias", &[c_out])?;
+        if t.native() {
+            return Ok(Self::Native(LinearCpu::new(w_t, bias, c_in, gelu)));
+        }
+        Ok(Self::Candle {
             w_t: t.tensor(w_t, &[c_in, c_out])?,
-            bias: t.tensor(s.f32("bias", &[c_out])?, &[c_out])?,
+            bias: t.tensor(bias, &[c_out])?,
             c_out,
+            gelu,
         })
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (w_t, bias, c_out, act) = match self {
+            Self::Native(op) => return Ok(x.contiguous()?.apply_op1_no_bwd(op)?),
+            Self::Candle {
+                w_t,
+                bias,
+                c_out,
+                gelu,
+            } => (w_t, bias, *c_out, *gelu),
+        };
         let dims = x.dims().to_vec();
         let c_in = *dims
             .last()
             .ok_or_else(|| SegmentError::BadInput("linear layer applied to a scalar".into()))?;
         let rows = x.elem_count() / c_in.max(1);
-        let y = x
-            .reshape((rows, c_in))?
-            .matmul(&self.w_t)?
-            .broadcast_add(&self.bias)?;
+        let y = x.reshape((rows, c_in))?.matmul(w_t)?.broadcast_add(bias)?;
+        let y = if act { gelu(&y)? } else { y };
         let mut out = dims;
         if let Some(last) = out.last_mut() {
-            *last = self.c_out;
+            *last = c_out;
         }
         Ok(y.reshape(out)?)
+    }
+
+    /// `forward(x) + residual`, in one pass on the CPU.
+    pub(super) fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Native(op) => Ok(x
+                .contiguous()?
+                .apply_op2_no_bwd(&residual.contiguous()?, &LinearAdd(op))?),
+            Self::Candle { .. } => Ok((self.forward(x)? + residual)?),
+        }
     }
 }
 

@@ -170,14 +170,15 @@ impl Mlp {
     fn load(s: &Scope, t: &Target, dim: usize) -> Result<Self> {
         Ok(Self {
             norm: LayerNorm::load(&s.pp("norm"), t, dim, LN_EPS, NormAxis::Last)?,
-            fc1: Linear::load(&s.pp("fc1"), t, dim, dim * MLP_RATIO)?,
+            fc1: Linear::load_act(&s.pp("fc1"), t, dim, dim * MLP_RATIO, true)?,
             fc2: Linear::load(&s.pp("fc2"), t, dim * MLP_RATIO, dim)?,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x + mlp(x)`.
+    fn forward_residual(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.fc1.forward(&self.norm.forward(x)?)?;
-        self.fc2.forward(&super::nn::gelu(&y)?)
+        self.fc2.forward_add(&y, x)
     }
 }
 
@@ -230,7 +231,7 @@ impl Block {
             .local_conv
             .forward(&x.permute((0, 3, 1, 2))?.contiguous()?)?;
         let x = conv.permute((0, 2, 3, 1))?.contiguous()?;
-        Ok((&x + self.mlp.forward(&x)?)?)
+        self.mlp.forward_residual(&x)
     }
 }
 
