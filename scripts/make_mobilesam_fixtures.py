@@ -13,7 +13,8 @@ records:
   `<prompt>_low_res` (the decoder's 256x256 mask logits) and `<prompt>_iou`;
 - `mobilesam_coffee.json`: the seed, the exported tensors' names, shapes and sums (so the test can
   rebuild the weights file), the prompts (original image pixels) and, per prompt, the predictor's
-  masks at the original resolution (COCO RLE) with their IoU predictions.
+  masks at the original resolution (COCO RLE) with their IoU predictions; and the masks of
+  `SamAutomaticMaskGenerator` (the "everything" mode) on a 6x6 point grid.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 OUT = DATA / "parity"
 SEED = 7
+EVERYTHING_SIDE = 6
+EVERYTHING_IOU = 0.5
+EVERYTHING_NMS = 1.0
+EVERYTHING_STABILITY = 0.03
 PROMPTS = {
     # name: (kwargs for SamPredictor.predict, multimask)
     "box": dict(box=[150.0, 60.0, 470.0, 330.0], multimask_output=False),
@@ -77,6 +82,30 @@ def main() -> int:
             rles.append({"size": rle["size"], "counts": rle["counts"].decode(), "area": int(m.sum())})
         doc["prompts"][name] = {**kw, "iou": [float(v) for v in iou], "masks": rles}
         print(name, "iou", iou, "areas", [r["area"] for r in rles], "of", m.size)
+    # Automatic mask generation on a small grid. The thresholds suit the seeded weights (IoU
+    # predictions spread over [-1, 1], speckled masks whose boxes all cover the whole image, so
+    # any NMS below 1.0 keeps one mask): both filters cut the set, NMS is tested in Rust alone.
+    from mobile_sam import SamAutomaticMaskGenerator
+
+    opts = dict(points_per_side=EVERYTHING_SIDE, points_per_batch=8, pred_iou_thresh=EVERYTHING_IOU,
+                stability_score_thresh=EVERYTHING_STABILITY, box_nms_thresh=EVERYTHING_NMS, output_mode="coco_rle")
+    with torch.no_grad():
+        anns = SamAutomaticMaskGenerator(model, **opts).generate(rgb)
+    doc["everything"] = {
+        "options": {k: v for k, v in opts.items() if k != "output_mode"},
+        "masks": [
+            {
+                "mask": {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"]},
+                "area": int(a["area"]),
+                "bbox_xywh": a["bbox"],
+                "predicted_iou": a["predicted_iou"],
+                "stability_score": a["stability_score"],
+                "point": a["point_coords"][0],
+            }
+            for a in anns
+        ],
+    }
+    print("everything:", len(anns), "masks", sorted((round(a["predicted_iou"], 3), round(a["stability_score"], 4)) for a in anns))
     save_file(tensors, str(OUT / "mobilesam_coffee_io.safetensors"))
     (OUT / "mobilesam_coffee.json").write_text(json.dumps(doc, indent=1) + "\n")
     return 0

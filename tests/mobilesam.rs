@@ -382,3 +382,57 @@ fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
     let iou = got.iou(&want);
     assert!(iou > 0.98, "refined mask IoU with the predictor's {iou}");
 }
+
+/// Everything mode against `SamAutomaticMaskGenerator` on a 6x6 grid: the same masks (each
+/// matched at IoU > 0.98) with the same predicted IoU and stability scores.
+#[test]
+fn everything_mode_matches_the_automatic_mask_generator() {
+    use edgesift::segment::mobilesam::EverythingOptions;
+    let (sam, emb) = model();
+    let ev = &doc()["everything"];
+    let o = &ev["options"];
+    let f = |k: &str| o[k].as_f64().unwrap() as f32;
+    let opts = EverythingOptions {
+        points_per_side: o["points_per_side"].as_u64().unwrap() as usize,
+        pred_iou_thresh: f("pred_iou_thresh"),
+        stability_score_thresh: f("stability_score_thresh"),
+        stability_score_offset: 1.0,
+        box_nms_thresh: f("box_nms_thresh"),
+    };
+    let got = sam.everything(emb, &opts).unwrap();
+    let want = ev["masks"].as_array().unwrap();
+    eprintln!(
+        "mobilesam everything: {} masks, upstream {}",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(got.len(), want.len());
+    for w in want {
+        let wm = rle_mask(&w["mask"]);
+        let (best, iou) = got
+            .iter()
+            .map(|g| (g, g.mask.iou(&wm)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert!(iou > 0.98, "best match IoU {iou}");
+        let wi = w["predicted_iou"].as_f64().unwrap() as f32;
+        let ws = w["stability_score"].as_f64().unwrap() as f32;
+        assert!(
+            (best.predicted_iou - wi).abs() < 1e-3,
+            "{} vs {wi}",
+            best.predicted_iou
+        );
+        assert!(
+            (best.stability_score - ws).abs() < 1e-3,
+            "{} vs {ws}",
+            best.stability_score
+        );
+        let p = w["point"].as_array().unwrap();
+        assert!((best.point.0 - p[0].as_f64().unwrap()).abs() < 1e-6);
+        assert!((best.point.1 - p[1].as_f64().unwrap()).abs() < 1e-6);
+    }
+    // Sorted by predicted IoU, as upstream returns them.
+    assert!(got
+        .windows(2)
+        .all(|p| p[0].predicted_iou >= p[1].predicted_iou));
+}

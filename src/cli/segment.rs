@@ -29,6 +29,10 @@ pub struct SegmentArgs {
     /// MobileSAM: the three alternative masks per prompt instead of the best guess.
     #[arg(long)]
     multimask: bool,
+    /// MobileSAM without prompts ("everything" mode): the point grid is this many points a side
+    /// (one decoder pass each; upstream uses 32).
+    #[arg(long, default_value_t = 16)]
+    points_per_side: usize,
     /// Image to segment (PNG or JPEG).
     #[arg(long, required_unless_present = "tensor", conflicts_with = "tensor")]
     image: Option<PathBuf>,
@@ -82,6 +86,7 @@ pub fn run(a: SegmentArgs) -> anyhow::Result<ExitCode> {
             boxes: &a.boxes,
             points: &a.points,
             multimask: a.multimask,
+            points_per_side: a.points_per_side,
             json: a.json,
             overlay: a.overlay.as_ref(),
             device,

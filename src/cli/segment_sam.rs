@@ -4,7 +4,9 @@ use anyhow::{bail, Context};
 use candle_core::Device;
 use edgesift::geometry::BBox;
 use edgesift::overlay;
-use edgesift::segment::mobilesam::{MaskPrediction, MobileSam, PointPrompt, Prompt};
+use edgesift::segment::mobilesam::{
+    EverythingOptions, MaskPrediction, MobileSam, PointPrompt, Prompt,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ pub struct SamArgs<'a> {
     pub boxes: &'a [String],
     pub points: &'a [String],
     pub multimask: bool,
+    pub points_per_side: usize,
     pub json: bool,
     pub overlay: Option<&'a PathBuf>,
     pub device: Device,
@@ -75,7 +78,7 @@ pub fn run(a: SamArgs) -> anyhow::Result<ExitCode> {
         .context("--points")?;
     // One prompt per box; points join a single box, or form one prompt of their own.
     let prompts: Vec<Prompt> = match (boxes.len(), points.is_empty()) {
-        (0, true) => bail!("MobileSAM needs prompts: give --boxes and/or --points"),
+        (0, true) => return everything(&a),
         (0, false) => vec![Prompt { points, bbox: None }],
         (1, _) => vec![Prompt {
             points,
@@ -167,6 +170,101 @@ pub fn run(a: SamArgs) -> anyhow::Result<ExitCode> {
                     m.iou,
                 )?;
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// No prompts: automatic mask generation over a point grid.
+fn everything(a: &SamArgs) -> anyhow::Result<ExitCode> {
+    if a.points_per_side == 0 || a.points_per_side > 64 {
+        bail!(
+            "--points-per-side must be 1..=64, got {}",
+            a.points_per_side
+        );
+    }
+    let image = super::segment::load_image(a.image)?;
+    let sam = MobileSam::load(a.model, &a.device)
+        .with_context(|| format!("loading MobileSAM {}", a.model.display()))?;
+    let t0 = Instant::now();
+    let emb = sam
+        .embed(&image)
+        .with_context(|| format!("encoding {}", a.image.display()))?;
+    let t1 = Instant::now();
+    let opts = EverythingOptions {
+        points_per_side: a.points_per_side,
+        ..Default::default()
+    };
+    let masks = sam
+        .everything(&emb, &opts)
+        .with_context(|| format!("generating masks on {}", a.image.display()))?;
+    let t2 = Instant::now();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    if let Some(out) = a.overlay {
+        let mut canvas = image.clone();
+        let items: Vec<overlay::Item> = masks
+            .iter()
+            .enumerate()
+            .map(|(i, m)| overlay::Item {
+                class_id: i as u32,
+                bbox: m.bbox(),
+                mask: Some(&m.mask),
+                label: format!("object {:.2}", m.predicted_iou),
+            })
+            .collect();
+        overlay::draw(&mut canvas, &items);
+        canvas
+            .save(out)
+            .with_context(|| format!("writing overlay {}", out.display()))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if a.json {
+        let doc = serde_json::json!({
+            "image": a.image.display().to_string(),
+            "width": emb.orig_width,
+            "height": emb.orig_height,
+            "model": { "name": sam.info().name, "sha256": sam.info().sha256, "arch": "mobilesam" },
+            "mode": "everything",
+            "points_per_side": a.points_per_side,
+            "timings_ms": { "encoder": ms(t1 - t0), "masks": ms(t2 - t1) },
+            "instances": masks.iter().map(|m| {
+                let rle = m.mask.to_rle();
+                serde_json::json!({
+                    "class_name": "object",
+                    "predicted_iou": m.predicted_iou,
+                    "stability_score": m.stability_score,
+                    "box": m.box_xyxy,
+                    "area": m.mask.area(),
+                    "mask": { "size": [rle.height, rle.width], "counts": rle.to_compressed() },
+                })
+            }).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(
+            stdout,
+            "{} {}x{}: {} object{} (MobileSAM {} everything, {}x{} points; encoder {:.0} ms, masks {:.0} ms)",
+            a.image.display(),
+            emb.orig_width,
+            emb.orig_height,
+            masks.len(),
+            if masks.len() == 1 { "" } else { "s" },
+            sam.info().name,
+            a.points_per_side,
+            a.points_per_side,
+            ms(t1 - t0),
+            ms(t2 - t1),
+        )?;
+        for m in &masks {
+            let [x0, y0, x1, y1] = m.box_xyxy;
+            writeln!(
+                stdout,
+                "  object  predicted IoU {:.3}  stability {:.3}  box [{x0} {y0} {x1} {y1}]  mask px {}",
+                m.predicted_iou,
+                m.stability_score,
+                m.mask.area()
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

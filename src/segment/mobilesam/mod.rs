@@ -6,17 +6,22 @@
 //!   (`tests/mobilesam.rs`).
 //! - [`MobileSam::embed`] runs the expensive encoder once per image; [`MobileSam::predict`] then
 //!   answers any number of [`Prompt`]s on that [`ImageEmbedding`] cheaply.
+//! - [`MobileSam::everything`] / [`SamEverything`]: automatic mask generation (a point grid,
+//!   IoU and stability filters, NMS) in bounded memory, as a class-agnostic [`super::Segmenter`].
+//! - [`Refiner`]: `[refine]`, sharper masks for the frames the selector keeps.
 //!
 //! CPU f32 runs edgesift's kernels (depthwise convolution, exact GELU, two-pass LayerNorm, fused
 //! convolutions); other devices and dtypes run candle's generic ops.
 
 mod decoder;
+mod everything;
 mod nn;
 mod pixels;
 mod refine;
 mod tiny_vit;
 
 pub use decoder::PointPrompt;
+pub use everything::{nms, AutoMask, EverythingOptions, SamEverything};
 pub use pixels::{input_size, logits_at_original, normalise_and_pad, resize_pil_bilinear};
 pub use refine::{RefineConfig, Refined, RefinedInstance, Refiner, DEFAULT_REFINE_MODEL};
 
@@ -32,8 +37,9 @@ use tiny_vit::{TinyVit, OUT_CHANS};
 
 /// The `arch` metadata `scripts/export_mobilesam.py` writes.
 pub const ARCH: &str = "mobilesam-vit_t";
-/// Prompts decoded together at most (each costs about 30 MB of temporaries).
-const MAX_DECODE_BATCH: usize = 8;
+/// Prompts decoded together at most. Each costs tens of MB of temporaries, and batching measured
+/// slower per prompt than one at a time on a 2-core CPU (`edgesift bench-sam`).
+const MAX_DECODE_BATCH: usize = 1;
 
 /// What a loaded MobileSAM file is.
 #[derive(Debug, Clone)]
