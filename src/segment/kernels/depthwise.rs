@@ -8,7 +8,7 @@
 //! compiler vectorises (stride 1; the two stride-2 layers take a scalar path).
 
 use super::conv::{f32_contiguous, OutPtr};
-use super::gelu::gelu_f32;
+use super::gelu::gelu_slice;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use rayon::prelude::*;
 
@@ -55,8 +55,33 @@ impl DepthwiseCpu {
         (o(h), o(w))
     }
 
-    /// One channel plane: `x` is `[h, w]`, `out` is `[oh, ow]`.
+    /// One channel plane: `x` is `[h, w]`, `out` is `[oh, ow]`. On x86-64 the loops are
+    /// compiled a second time for AVX2 + FMA and chosen at run time.
     fn plane(&self, c: usize, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected.
+            unsafe { self.plane_avx2(c, x, h, w, out) };
+            if self.gelu {
+                gelu_slice(out);
+            }
+            return;
+        }
+        self.plane_generic(c, x, h, w, out);
+        if self.gelu {
+            gelu_slice(out);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn plane_avx2(&self, c: usize, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        self.plane_generic(c, x, h, w, out)
+    }
+
+    #[inline(always)]
+    fn plane_generic(&self, c: usize, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
         let (k, s, p) = (self.k, self.stride, self.pad);
         let (oh, ow) = self.out_size(h, w);
         let taps = &self.weight[c * k * k..(c + 1) * k * k];
@@ -91,9 +116,6 @@ impl DepthwiseCpu {
                         }
                     }
                 }
-            }
-            if self.gelu {
-                dst.iter_mut().for_each(|v| *v = gelu_f32(*v));
             }
         }
     }

@@ -8,7 +8,7 @@
 //! in cache.
 
 use super::conv::{f32_contiguous, OutPtr};
-use super::gelu::gelu_f32;
+use super::gelu::gelu_slice;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -99,15 +99,15 @@ impl LinearCpu {
                     Parallelism::None,
                 )
             };
-            for (i, row) in dst.chunks_exact_mut(c_out).enumerate() {
+            for row in dst.chunks_exact_mut(c_out) {
                 row.iter_mut().zip(&self.bias).for_each(|(v, b)| *v += b);
-                if self.gelu {
-                    row.iter_mut().for_each(|v| *v = gelu_f32(*v));
-                }
-                if let Some(r) = res {
-                    let src = &r[(r0 + i) * c_out..(r0 + i + 1) * c_out];
-                    row.iter_mut().zip(src).for_each(|(v, s)| *v += s);
-                }
+            }
+            if self.gelu {
+                gelu_slice(dst);
+            }
+            if let Some(r) = res {
+                let src = &r[r0 * c_out..r1 * c_out];
+                dst.iter_mut().zip(src).for_each(|(v, s)| *v += s);
             }
         });
         Ok((CpuStorage::F32(out), shape))
