@@ -25,3 +25,5 @@ mod select;
 mod daemon_ops;
 // edgesift quantize: f16-weight models agree with f32.
 mod quantize;
+// MobileSAM against its Python code: seeded weights, resize, embeddings, masks.
+mod mobilesam;

@@ -144,7 +144,7 @@ fn forward(net: &YoloV8Seg, x: &Tensor) -> anyhow::Result<()> {
 }
 
 /// User + system CPU time of the whole process so far.
-fn cpu_time() -> Duration {
+pub(super) fn cpu_time() -> Duration {
     // SAFETY: getrusage writes the struct it is given and nothing else.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {

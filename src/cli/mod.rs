@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Each parses its flags, calls into the library and prints.
 
 mod bench_model;
+mod bench_sam;
 mod bench_select;
 mod check;
 mod check_config;
@@ -11,6 +12,7 @@ mod ls;
 mod quantize;
 mod run;
 mod segment;
+mod segment_sam;
 mod stats;
 mod store_stress;
 mod synth;
@@ -63,6 +65,8 @@ pub enum Command {
     BenchSelect(bench_select::BenchSelectArgs),
     /// Time the network alone on a random input (last line: `median_ms <value>`).
     BenchModel(bench_model::BenchModelArgs),
+    /// Time MobileSAM's encoder at 1024 and its decoder (one box, a batch of boxes).
+    BenchSam(bench_sam::BenchSamArgs),
     /// Write a smaller copy of a model (convolution weights in f16).
     Quantize(quantize::QuantizeArgs),
 }
@@ -82,6 +86,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a),
         Command::BenchSelect(a) => bench_select::run(a),
         Command::BenchModel(a) => bench_model::run(a),
+        Command::BenchSam(a) => bench_sam::run(a),
         Command::Quantize(a) => quantize::run(a),
     }
 }

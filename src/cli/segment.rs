@@ -13,9 +13,26 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct SegmentArgs {
-    /// Model weights (safetensors exported by scripts/export_ultralytics.py).
+    /// Model weights (safetensors exported by scripts/export_ultralytics.py, or by
+    /// scripts/export_mobilesam.py for --backend mobilesam).
     #[arg(long)]
     model: PathBuf,
+    /// `yolo` (YOLOv8-seg: classes, boxes, masks) or `mobilesam` (masks for --boxes/--points).
+    #[arg(long, value_enum, default_value_t = Backend::Yolo)]
+    backend: Backend,
+    /// MobileSAM box prompts `x0,y0,x1,y1` in image pixels, one mask each.
+    #[arg(long, num_args = 1.., value_name = "X0,Y0,X1,Y1")]
+    boxes: Vec<String>,
+    /// MobileSAM point prompts `x,y` (foreground) or `x,y,0` (background).
+    #[arg(long, num_args = 1.., value_name = "X,Y[,LABEL]")]
+    points: Vec<String>,
+    /// MobileSAM: the three alternative masks per prompt instead of the best guess.
+    #[arg(long)]
+    multimask: bool,
+    /// MobileSAM without prompts ("everything" mode): the point grid is this many points a side
+    /// (one decoder pass each; upstream uses 32).
+    #[arg(long, default_value_t = 16)]
+    points_per_side: usize,
     /// Image to segment (PNG or JPEG).
     #[arg(long, required_unless_present = "tensor", conflicts_with = "tensor")]
     image: Option<PathBuf>,
@@ -51,8 +68,33 @@ pub struct SegmentArgs {
     device: String,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Yolo,
+    Mobilesam,
+}
+
 pub fn run(a: SegmentArgs) -> anyhow::Result<ExitCode> {
     let device = parse_device(&a.device)?;
+    if a.backend == Backend::Mobilesam {
+        let Some(image) = a.image.as_deref() else {
+            bail!("--backend mobilesam needs --image");
+        };
+        return super::segment_sam::run(super::segment_sam::SamArgs {
+            model: &a.model,
+            image,
+            boxes: &a.boxes,
+            points: &a.points,
+            multimask: a.multimask,
+            points_per_side: a.points_per_side,
+            json: a.json,
+            overlay: a.overlay.as_ref(),
+            device,
+        });
+    }
+    if !a.boxes.is_empty() || !a.points.is_empty() || a.multimask {
+        bail!("--boxes, --points and --multimask are MobileSAM prompts: add --backend mobilesam");
+    }
     if let Some(tensor) = &a.tensor {
         let out = a.raw_out.as_deref().expect("clap requires --raw-out");
         return raw(&a.model, tensor, out, &device);

@@ -32,6 +32,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub watchdog: WatchdogConfig,
+    pub refine: crate::segment::mobilesam::RefineConfig,
 }
 
 /// Why a config file could not be used.
@@ -119,6 +120,7 @@ impl Config {
         self.metrics.validate().map_err(|e| e.within("metrics"))?;
         self.log.validate().map_err(|e| e.within("log"))?;
         self.watchdog.validate().map_err(|e| e.within("watchdog"))?;
+        self.refine.validate().map_err(|e| e.within("refine"))?;
         Ok(())
     }
 }

@@ -66,6 +66,10 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
     let stored_samples = store.len();
     let store_dir = store.dir().to_owned();
     let select = build_select(cfg)?;
+    let mut sink: Box<dyn super::Sink> = Box::new(StoreSink::new(store, &model));
+    if cfg.refine.enabled {
+        sink = Box::new(super::RefineSink::new(sink, load_refiner(cfg, config_dir)?));
+    }
     let source = cfg.source.open()?;
     let describe = source.describe();
     tracing::info!(source = %describe, "source open");
@@ -75,7 +79,7 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
             source,
             segmenter: Box::new(segmenter),
             select,
-            sink: Box::new(StoreSink::new(store, &model)),
+            sink,
         },
         model,
         model_load,
@@ -98,6 +102,27 @@ fn load_model(cfg: &Config, path: &Path) -> Result<YoloSegmenter, AssembleError>
         .map_err(wrap)?;
     let opts = cfg.model.options(device).map_err(|e| e.within("model"))?;
     YoloSegmenter::load(path, opts).map_err(wrap)
+}
+
+/// MobileSAM for `[refine]` (kept frames' masks), on the CPU.
+fn load_refiner(
+    cfg: &Config,
+    config_dir: Option<&Path>,
+) -> Result<crate::segment::mobilesam::Refiner, AssembleError> {
+    let path = cfg
+        .refine
+        .resolve_model(config_dir)
+        .map_err(|e| e.within("refine"))?;
+    let t0 = Instant::now();
+    let refiner =
+        crate::segment::mobilesam::Refiner::load(&cfg.refine, &path).map_err(|source| {
+            AssembleError::Model {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    tracing::info!(model = %path.display(), took_ms = t0.elapsed().as_millis() as u64, "refine model loaded");
+    Ok(refiner)
 }
 
 /// The selection stage as configured by `[select]`.

@@ -23,6 +23,7 @@
 
 mod assemble;
 mod config;
+mod refine_sink;
 mod select_stage;
 mod stats;
 mod status;
@@ -32,6 +33,7 @@ mod tests;
 
 pub use assemble::{assemble, build_select, AssembleError, Assembled};
 pub use config::PipelineConfig;
+pub use refine_sink::RefineSink;
 pub use stats::{
     LatencyHistogram, LatencySummary, StageCounters, Stats, StatsSnapshot, LATENCY_BUCKETS,
 };

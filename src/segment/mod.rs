@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod kernels;
 mod layers;
+pub mod mobilesam;
 mod post;
 mod pre;
 mod quantize;

@@ -10,16 +10,30 @@
 //!   quantized per call, multiplied by the integer kernels of `qgemm` (AVX-512 VNNI, AVX2, NEON
 //!   with or without `sdot`, scalar; chosen at run time).
 //! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
+//! - For MobileSAM: [`DepthwiseCpu`] (TinyViT's depthwise convolutions, GELU fused), [`GeluCpu`]
+//!   (exact erf GELU), [`LayerNormCpu`] (two-pass, last axis or NCHW channels) and
+//!   [`WindowAttentionCpu`] (TinyViT's windowed attention, one task per window and head),
+//!   [`LinearCpu`] (token-row products with bias, GELU or a residual fused).
 //!
 //! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
 //! activation as separate passes over fresh tensors; see docs/PERFORMANCE.md for the figures.
 
 mod act;
+mod attention;
 mod conv;
 mod qconv;
 mod qgemm;
+mod depthwise;
+mod gelu;
+mod linear;
+mod norm;
 mod upsample;
 
+pub(crate) use attention::WindowAttentionCpu;
 pub(crate) use conv::{ConvAdd, ConvCpu};
 pub(crate) use qconv::{quantize_rows, ConvI8, ConvI8Add};
+pub(crate) use depthwise::DepthwiseCpu;
+pub(crate) use gelu::GeluCpu;
+pub(crate) use linear::{LinearAdd, LinearCpu};
+pub(crate) use norm::{LayerNormCpu, NormAxis};
 pub(crate) use upsample::Upsample2xCpu;
