@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection to the service manager, or nothing.
 #[derive(Debug)]
@@ -79,14 +79,36 @@ impl Notifier {
         }
     }
 
+    /// Like [`send_logged`](Self::send_logged), but a full socket queue (a busy service
+    /// manager, `EAGAIN`) is retried for up to about a second: READY, STOPPING, RELOADING and
+    /// WATCHDOG change what systemd does, so they are worth a short wait; never an unbounded
+    /// one, which is why the socket is non-blocking.
+    fn send_state(&self, state: &str) {
+        let mut delay = Duration::from_millis(2);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match self.send(state) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, state, "sd_notify failed");
+                    return;
+                }
+                Ok(_) => return,
+            }
+        }
+    }
+
     /// Startup finished: the model is loaded and the source is open.
     pub fn ready(&self) {
-        self.send_logged("READY=1");
+        self.send_state("READY=1");
     }
 
     /// The pipeline is alive (see [`super::Watchdog`] for when this is sent).
     pub fn watchdog(&self) {
-        self.send_logged("WATCHDOG=1");
+        self.send_state("WATCHDOG=1");
     }
 
     /// A one-line status for `systemctl status`.
@@ -98,13 +120,13 @@ impl Notifier {
 
     /// Shutdown has begun (draining).
     pub fn stopping(&self) {
-        self.send_logged("STOPPING=1");
+        self.send_state("STOPPING=1");
     }
 
     /// A configuration reload begins; [`ready`](Self::ready) ends it.
     pub fn reloading(&self) {
         let usec = crate::pipeline::now().monotonic.as_micros();
-        self.send_logged(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+        self.send_state(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
     }
 }
 

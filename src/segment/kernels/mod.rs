@@ -21,19 +21,19 @@
 mod act;
 mod attention;
 mod conv;
-mod qconv;
-mod qgemm;
 mod depthwise;
 mod gelu;
 mod linear;
 mod norm;
+mod qconv;
+mod qgemm;
 mod upsample;
 
 pub(crate) use attention::WindowAttentionCpu;
 pub(crate) use conv::{ConvAdd, ConvCpu};
-pub(crate) use qconv::{quantize_rows, ConvI8, ConvI8Add};
 pub(crate) use depthwise::DepthwiseCpu;
 pub(crate) use gelu::GeluCpu;
 pub(crate) use linear::{LinearAdd, LinearCpu};
 pub(crate) use norm::{LayerNormCpu, NormAxis};
+pub(crate) use qconv::{quantize_rows, ConvI8, ConvI8Add};
 pub(crate) use upsample::Upsample2xCpu;
