@@ -17,6 +17,11 @@ pub struct SelectConfig {
     /// memory: the pipeline keeps the image of every candidate until it is decided, up to
     /// `window_ms` × frame rate images (2.7 MB each at 1280x720) (0..=60000). Default 2000.
     pub window_ms: u64,
+    /// Most candidates held at once (1..=1000): when a burst exceeds it, the oldest window is
+    /// decided early. Bounds the memory of the look-back window whatever the frame rate (at
+    /// start-up `interval` wants every frame until the first keep; a replay at hundreds of
+    /// frames a second would otherwise hold thousands of images). Default 32.
+    pub max_held: u64,
     pub budget: BudgetConfig,
     pub diversity: DiversityConfig,
     pub classes: ClassesConfig,
@@ -31,6 +36,7 @@ impl Default for SelectConfig {
     fn default() -> Self {
         Self {
             window_ms: 2000,
+            max_held: 32,
             budget: BudgetConfig::default(),
             diversity: DiversityConfig::default(),
             classes: ClassesConfig::default(),
@@ -326,6 +332,7 @@ impl SelectConfig {
     /// Checks every value; keys are relative to `[select]`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("window_ms", self.window_ms, 0, 60_000)?;
+        check_range("max_held", self.max_held, 1, 1000)?;
         self.budget.validate().map_err(|e| e.within("budget"))?;
         let d = &self.diversity;
         (|| {
@@ -511,6 +518,7 @@ mod tests {
             c.validate().unwrap_err().key
         };
         assert_eq!(key(&|c| c.window_ms = 100_000), "window_ms");
+        assert_eq!(key(&|c| c.max_held = 0), "max_held");
         assert_eq!(key(&|c| c.budget.full_value = 0.0), "budget.full_value");
         assert_eq!(
             key(&|c| c.diversity.min_distance = f32::NAN),

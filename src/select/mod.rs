@@ -240,6 +240,7 @@ impl Selector {
             .held
             .front()
             .is_some_and(|c| t.saturating_sub(c.t) >= window)
+            || self.held.len() as u64 > self.cfg.max_held
         {
             self.decide_window(&mut out);
         }

@@ -131,6 +131,24 @@ fn window_zero_decides_each_frame_as_it_comes() {
 }
 
 #[test]
+fn a_burst_never_holds_more_than_max_held_candidates() {
+    // 1000 frames a second, every one wanted: the 2 s window alone would hold 2000 images.
+    let cfg = only(|c| {
+        c.crowd.enabled = true;
+        c.window_ms = 2000;
+        c.max_held = 8;
+    });
+    let mut sel = Selector::new(&cfg).unwrap();
+    let mut decided = 0;
+    for i in 0..500u64 {
+        decided += sel.offer(i, ms(i), &det(crowd(9))).len();
+        assert!(sel.held() <= 8, "frame {i}: {} held", sel.held());
+    }
+    decided += sel.finish().len();
+    assert_eq!(decided, 500, "every frame decided exactly once");
+}
+
+#[test]
 fn cooldown_keeps_a_lingering_rare_object_from_filling_the_budget() {
     let cfg = only(|c| {
         c.classes.enabled = true;
