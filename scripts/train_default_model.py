@@ -2,7 +2,10 @@
 """Train edgesift's default model, yolov8n-seg on the synthetic road scenes, on the CPU.
 
     scripts/setup.sh --python && cargo build --release
-    .venv/bin/python scripts/train_default_model.py            # ~90 min on 2 idle cores
+    .venv/bin/python scripts/train_default_model.py            # 30 epochs, ~3.3 h on 2 idle cores
+    # the bundled model (models/README.md): three stages, the last on labels of >= 256 pixels
+    .venv/bin/python scripts/train_default_model.py --hours 1.2 --finetune-hours 0.85 2.1 \
+        --finetune-min-pixels 40 256
 
 Steps (each skipped when its output already exists, so an interrupted run resumes):
 1. `edgesift synth` renders the training set (train + val splits, one seed family) and a held-out
