@@ -372,7 +372,11 @@ fn capture_loop(
             }
             Err(e @ CaptureError::DeviceGone { .. }) => {
                 // The source reconnects by itself; give it a moment and keep the pipeline up.
+                // The thread is not stuck (it came back with an answer), so it beats: a camera
+                // that stays unplugged must not stop the watchdog's pings and have systemd
+                // restart a daemon that is already doing the one useful thing, reconnecting.
                 stats.capture.error();
+                stats.liveness_beat(Stage::Capture);
                 consecutive_errors += 1;
                 if consecutive_errors == 1 {
                     tracing::warn!(source = %describe, error = %e, "capture device unavailable");

@@ -273,6 +273,65 @@ fn bad_frames_and_failed_inference_cost_one_frame_each() {
     assert_eq!(snap.segmented + snap.dropped + snap.segment_errors, 28);
 }
 
+/// Unplugged for `gone_for` (answering `DeviceGone` like the camera source does while it
+/// reconnects), then `n` frames.
+struct UnpluggedSource {
+    until: Option<Instant>,
+    gone_for: Duration,
+    frames: CountingSource,
+}
+
+impl Source for UnpluggedSource {
+    fn describe(&self) -> String {
+        "test:unplugged".into()
+    }
+
+    fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        let until = *self
+            .until
+            .get_or_insert_with(|| Instant::now() + self.gone_for);
+        if Instant::now() < until {
+            thread::sleep(Duration::from_millis(20));
+            return Err(CaptureError::DeviceGone {
+                device: "/dev/video9".into(),
+                reason: "unplugged".into(),
+            });
+        }
+        self.frames.next_frame(image)
+    }
+}
+
+#[test]
+fn a_reconnecting_camera_keeps_the_capture_stage_alive() {
+    let control = Control::new();
+    let src = UnpluggedSource {
+        until: None,
+        gone_for: Duration::from_millis(1200),
+        frames: source(5),
+    };
+    let stages = Stages {
+        source: Box::new(src),
+        segmenter: Box::new(FakeSegmenter::new(Duration::ZERO)),
+        select: Box::new(HoldOneSelect::default()),
+        sink: Box::new(RecordingSink::default()),
+    };
+    let c = control.clone();
+    let runner = thread::spawn(move || run(stages, RunLimits::default(), Queues::default(), c));
+    let mut stalled = Vec::new();
+    while !runner.is_finished() {
+        stalled.extend(control.stats.stalled(Duration::from_millis(400)));
+        thread::sleep(Duration::from_millis(25));
+    }
+    runner.join().unwrap().unwrap();
+    assert!(
+        !stalled.contains(&Stage::Capture),
+        "capture counted as stalled while the camera reconnected"
+    );
+    let snap = control.stats.snapshot();
+    assert_eq!(snap.captured, 5);
+    assert!(snap.capture_errors >= 5, "{}", snap.capture_errors);
+}
+
 #[test]
 fn limits_bound_the_run() {
     let control = Control::new();
