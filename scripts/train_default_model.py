@@ -50,6 +50,35 @@ def synth(edgesift: str, out: Path, frames: int, seed: int, val_fraction: float,
          "--val-fraction", str(val_fraction), "--min-pixels", str(min_pixels)])
 
 
+RARE_CLASS = 6  # animal, the last class of src/capture/synthetic's label set
+
+
+def stage_data(work: Path, name: str, base: Path, min_pixels: int, extra_frames: int, rare_repeat: int,
+               stage: int, args) -> Path:
+    """The data.yaml of one fine-tune stage: the base split, plus (optionally) another seed family
+    of images, with images holding the rare class listed `rare_repeat` times."""
+    if extra_frames == 0 and rare_repeat == 1:
+        return base / "data.yaml"
+    train_dirs = [base / "images" / "train"]
+    if extra_frames:
+        extra = work / f"extra{stage + 1}-mp{min_pixels}"
+        synth(args.edgesift, extra, extra_frames, args.seed + 1 + stage, 0.05, args, min_pixels)
+        train_dirs.append(extra / "images" / "train")
+    lines = []
+    for d in train_dirs:
+        for image in sorted(d.glob("*.jpg")):
+            label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
+            rare = label.exists() and any(line.split()[:1] == [str(RARE_CLASS)] for line in label.read_text().splitlines())
+            lines += [str(image)] * (rare_repeat if rare else 1)
+    listing = work / f"{name}-train.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    names = (base / "data.yaml").read_text().split("names:", 1)[1]
+    yaml = work / f"{name}.yaml"
+    yaml.write_text(f"train: '{listing}'\nval: '{base / 'images' / 'val'}'\nnames:{names}")
+    print(f"{yaml}: {len(lines)} training images listed", flush=True)
+    return yaml
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--edgesift", default=str(ROOT / "target" / "release" / "edgesift"))
@@ -73,6 +102,12 @@ def main() -> int:
     p.add_argument("--finetune-min-pixels", type=int, nargs="+", default=[],
                    help="--min-pixels of the labels each fine-tune stage trains on (default: --min-pixels); "
                         "the held-out split is labelled like the last stage")
+    p.add_argument("--finetune-extra-frames", type=int, nargs="+", default=[],
+                   help="per fine-tune stage: images of one more seed family (seed + 1 + stage) added to "
+                        "its training set (0 = none)")
+    p.add_argument("--finetune-rare-repeat", type=int, nargs="+", default=[],
+                   help="per fine-tune stage: list training images that hold the rare class (animal) this "
+                        "many times (repeat-factor sampling as in LVIS; 1 = plain)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "models" / "edgesift-road-n-seg.safetensors")
@@ -87,6 +122,13 @@ def main() -> int:
     stage_min_pixels = args.finetune_min_pixels or [args.min_pixels] * len(args.finetune_hours)
     if len(stage_min_pixels) != len(args.finetune_hours):
         p.error("--finetune-min-pixels needs one value per --finetune-hours value")
+
+    n_stages = len(args.finetune_hours)
+    extra_frames = args.finetune_extra_frames or [0] * n_stages
+    rare_repeat = args.finetune_rare_repeat or [1] * n_stages
+    for name, values in (("--finetune-extra-frames", extra_frames), ("--finetune-rare-repeat", rare_repeat)):
+        if len(values) != n_stages:
+            p.error(f"{name} needs one value per --finetune-hours value")
 
     def split_dir(name: str, min_pixels: int) -> Path:
         # The same seeds render the same images; only the labels depend on min_pixels.
@@ -123,17 +165,20 @@ def main() -> int:
         name = "finetune" if i == 0 else f"finetune{i + 1}"
         best_next = work / "runs" / name / "weights" / "best.pt"
         if not best_next.exists():
+            data_yaml = stage_data(work, name, split_dir("data", mp), mp, extra_frames[i], rare_repeat[i], i, args)
             t1 = time.time()
             model = YOLO(str(best), task="segment")
             model.train(
-                data=str(split_dir("data", mp) / "data.yaml"), imgsz=args.imgsz, epochs=args.epochs,
+                data=str(data_yaml), imgsz=args.imgsz, epochs=args.epochs,
                 batch=args.batch, device="cpu", workers=args.workers, seed=1 + i, deterministic=True,
                 project=str(work / "runs"), name=name, exist_ok=True, plots=False, amp=False,
-                patience=args.epochs, verbose=True, time=hours, warmup_epochs=0, lr0=0.005,
-            )
+                patience=args.epochs, verbose=True, time=hours, warmup_epochs=0,
+            )  # optimizer=auto: AdamW at lr 0.000909 for this data size, decayed linearly over `time`
             report[f"{name}_seconds"] = round(time.time() - t1, 1)
             report[f"{name}_hours_budget"] = hours
             report[f"{name}_min_pixels"] = mp
+            report[f"{name}_extra_frames"] = extra_frames[i]
+            report[f"{name}_rare_repeat"] = rare_repeat[i]
             report_path.write_text(json.dumps(report, indent=1) + "\n")
         best = best_next
 
