@@ -436,3 +436,77 @@ fn everything_mode_matches_the_automatic_mask_generator() {
         .windows(2)
         .all(|p| p[0].predicted_iou >= p[1].predicted_iou));
 }
+
+/// `edgesift quantize --dtype int8` on MobileSAM: the linear layers and dense convolutions become
+/// int8 (BatchNorm folded), and the int8 model's masks agree with the f32 model's on every
+/// fixture prompt at mask IoU >= 0.95 (issue 7's bar), its IoU predictions within 0.05.
+#[test]
+fn int8_model_agrees_with_f32() {
+    use edgesift::segment::{quantize, WeightDtype, Weights};
+    let (sam, emb) = model();
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("mobilesam_int8.safetensors");
+    let summary = quantize(weights_file(), &q, WeightDtype::Int8).unwrap();
+    eprintln!(
+        "mobilesam int8: {} of {} tensors converted, {} -> {} bytes",
+        summary.converted, summary.tensors, summary.bytes_in, summary.bytes_out
+    );
+    assert!(summary.bytes_out * 2 < summary.bytes_in, "{summary:?}");
+    let w = Weights::open(&q).unwrap();
+    let dtype = |k: &str| format!("{:?}", w.dtype(k).unwrap());
+    for k in [
+        "image_encoder.layers.1.blocks.0.attn.qkv.weight",
+        "image_encoder.layers.3.blocks.1.mlp.fc2.weight",
+        "image_encoder.layers.0.blocks.0.conv1.c.weight",
+        "mask_decoder.transformer.layers.0.cross_attn_token_to_image.k_proj.weight",
+    ] {
+        assert_eq!(dtype(k), "I8", "{k}");
+    }
+    // Depthwise convolutions and the output heads stay f32 (BatchNorm unfused).
+    assert_eq!(
+        dtype("image_encoder.layers.0.blocks.0.conv2.c.weight"),
+        "F32"
+    );
+    assert_eq!(
+        dtype("image_encoder.layers.1.downsample.conv1.c.weight"),
+        "F32"
+    );
+    assert_eq!(dtype("image_encoder.neck.2.weight"), "F32");
+    assert!(w.contains("image_encoder.layers.0.blocks.0.conv2.bn.running_var"));
+    assert!(!w.contains("image_encoder.layers.0.blocks.0.conv1.bn.running_var"));
+    assert_eq!(
+        dtype("mask_decoder.output_hypernetworks_mlps.0.layers.0.weight"),
+        "F32"
+    );
+    assert!(w.metadata()["quantized"].contains("int8 linear"));
+
+    let qsam = MobileSam::load(&q, &Device::Cpu).unwrap();
+    let img = image::open(data("coffee.png")).unwrap().to_rgb8();
+    let qemb = qsam.embed(&img).unwrap();
+    let e = rel_l2(&flat(&qemb.features), &flat(&emb.features));
+    eprintln!("mobilesam int8: image embedding rel L2 vs f32 {e:.2e}");
+    for (name, p) in doc()["prompts"].as_object().unwrap() {
+        let (prompt, multimask) = prompt_of(p);
+        let want = sam
+            .predict(emb, std::slice::from_ref(&prompt), multimask)
+            .unwrap()
+            .remove(0);
+        let got = qsam.predict(&qemb, &[prompt], multimask).unwrap().remove(0);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let iou = g.mask.iou(&w.mask);
+            eprintln!(
+                "mobilesam int8 {name}[{i}]: mask IoU with f32 {iou:.4}, IoU prediction {:.4} \
+                 vs {:.4}",
+                g.iou, w.iou
+            );
+            assert!(iou >= 0.95, "{name}[{i}]: int8 mask IoU with f32 {iou}");
+            assert!((g.iou - w.iou).abs() < 0.05, "{name}[{i}]");
+        }
+    }
+    // Quantizing twice is refused, naming a tensor.
+    let err = quantize(&q, &dir.path().join("again.safetensors"), WeightDtype::Int8)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already int8"), "{err}");
+}
