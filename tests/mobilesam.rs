@@ -289,8 +289,9 @@ fn decoder_matches_on_the_reference_embedding() {
 }
 
 /// `[refine]` through the pipeline's sink: each kept frame's boxes prompt MobileSAM, the refined
-/// masks (those of the official predictor for the same box) travel beside the detector's in the
-/// sample's record; tiny boxes are skipped and `max_instances` keeps the best-scoring ones.
+/// masks (those of the official predictor for the same box) travel beside the detector's to the
+/// store, with a summary in the selection record; tiny boxes are skipped and `max_instances`
+/// keeps the best-scoring ones.
 #[test]
 fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
     use edgesift::capture::{Frame, Origin, Timestamp};
@@ -299,10 +300,19 @@ fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
     use edgesift::segment::{Detections, Instance, Timings};
     use std::sync::{Arc, Mutex};
 
-    struct Capture(Arc<Mutex<Vec<serde_json::Value>>>);
+    type Seen = (serde_json::Value, Vec<(usize, Mask, f32)>);
+    struct Capture(Arc<Mutex<Vec<Seen>>>);
     impl Sink for Capture {
         fn write(&mut self, s: &KeptSample) -> Result<SinkReport, SinkError> {
-            self.0.lock().unwrap().push(s.decision.record.clone());
+            let refined = s
+                .refined
+                .iter()
+                .map(|r| (r.index, r.mask.clone(), r.predicted_iou))
+                .collect();
+            self.0
+                .lock()
+                .unwrap()
+                .push((s.decision.record.clone(), refined));
             Ok(SinkReport::default())
         }
     }
@@ -366,18 +376,22 @@ fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
             reasons: vec!["test".into()],
             record: serde_json::json!({ "interval": { "keep": true } }),
         },
+        refined: Vec::new(),
     };
     sink.write(&sample).unwrap();
     let records = records.lock().unwrap();
-    let record = &records[0];
+    let (record, refined) = &records[0];
     assert_eq!(
         record["interval"]["keep"], true,
         "the selection record is kept"
     );
-    let refined = record["refine"]["instances"].as_array().unwrap();
+    assert_eq!(record["refine"]["instances"], 1);
+    assert!(record["refine"]["encoder_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(refined.len(), 1, "max_instances = 1, the 4 px box skipped");
-    assert_eq!(refined[0]["instance"], 1);
-    let got = rle_mask(&refined[0]["mask"]);
+    assert_eq!(refined[0].0, 1);
+    let want_iou = flat(&io()["box_iou"])[0];
+    assert!((refined[0].2 - want_iou).abs() < 1e-3, "{}", refined[0].2);
+    let got = &refined[0].1;
     let want = rle_mask(&doc()["prompts"]["box"]["masks"][0]);
     let iou = got.iou(&want);
     assert!(iou > 0.98, "refined mask IoU with the predictor's {iou}");
