@@ -199,6 +199,11 @@ fn malformed_configs_name_the_key_and_exit_2() {
         ("[store]\nmax_byte = 5\n", "store.max_byte"),
         ("[model]\nconf = \"high\"\n", "model.conf"),
         ("[model]\niou = 1.5\n", "model.iou"),
+        ("[model]\nbackend = \"sam\"\n", "model.backend"),
+        (
+            "[model.everything]\npoints_per_side = 0\n",
+            "model.everything.points_per_side",
+        ),
         ("[source]\nkind = \"usb\"\n", "source.kind"),
         ("[source]\nkind = \"replay\"\n", "source.replay.path"),
         (
@@ -398,4 +403,62 @@ fn export_writes_what_the_daemon_kept() {
         .map(|s| s.instances.iter().filter(|i| i.area > 0).count())
         .sum();
     assert_eq!(annotations, expected);
+}
+
+/// `[model] backend = "mobilesam-everything"`: the daemon runs without a detector, on MobileSAM's
+/// automatic masks (the seeded MobileSAM of tests/mobilesam.rs, a 2x2 point grid, filters off so
+/// that random weights give masks); every stored instance is a class-agnostic `object`.
+#[test]
+fn everything_backend_stores_class_agnostic_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = crate::mobilesam::weights_file();
+    let store = tmp.path().join("data");
+    let body = format!(
+        "{SYNTHETIC}\n\
+         [model]\nbackend = \"mobilesam-everything\"\npath = {weights:?}\nmax_det = 5\n\
+         [model.everything]\npoints_per_side = 2\npred_iou_thresh = 0.0\n\
+         stability_score_thresh = 0.0\n\
+         [store]\ndir = {store:?}\nmin_free_bytes = 0\nfsync = false\n",
+        weights = weights.display().to_string(),
+        store = store.display().to_string(),
+    );
+    let cfg = tmp.path().join("edgesift.toml");
+    std::fs::write(&cfg, body).unwrap();
+    let out = run(&cfg, &["--max-frames", "3"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    let check = edgesift::store::check_dir(&store, &CheckOptions::default()).unwrap();
+    assert!(check.is_clean(), "check found: {:#?}", check.issues);
+    let stored = samples(&store);
+    assert!(!stored.is_empty(), "nothing kept:\n{}", text(&out.stdout));
+    let instances: Vec<_> = stored.iter().flat_map(|s| &s.instances).collect();
+    assert!(!instances.is_empty(), "no masks stored");
+    for s in &stored {
+        assert_eq!(s.model_name, "mobilesam_seeded");
+        assert!(s.instances.len() <= 5, "max_det");
+        for i in &s.instances {
+            assert_eq!((i.class_id, i.class_name.as_str()), (0, "object"));
+            assert_eq!((i.rle.width, i.rle.height), (s.width, s.height));
+            assert!(i.area > 0);
+        }
+    }
+    // A YOLO file under this backend is refused, naming what is wrong.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{SYNTHETIC}\n[model]\nbackend = \"mobilesam-everything\"\npath = {:?}\n\
+             [store]\ndir = {store:?}\nmin_free_bytes = 0\nfsync = false\n",
+            model().display().to_string(),
+            store = store.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = run(&bad, &["--max-frames", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a MobileSAM file"),
+        "{}",
+        text(&out.stderr)
+    );
 }

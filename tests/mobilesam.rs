@@ -118,7 +118,7 @@ fn seeded_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
 }
 
 /// The seeded weights written to a safetensors file (kept for the whole test run).
-fn weights_file() -> &'static PathBuf {
+pub(crate) fn weights_file() -> &'static PathBuf {
     static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &FILE
         .get_or_init(|| {
