@@ -122,20 +122,27 @@ impl LinearI8 {
                     }
                 }
                 let mut acc = [0i32; MR * NR];
+                let mut tile = [[0f32; NR]; MR];
                 for rb in 0..blocks {
                     self.weight.micro(rb, packed, &offs, &mut acc);
                     let o0 = rb * MR;
                     let m = (c_out - o0).min(MR);
-                    let (scale, bias, sums) = (
-                        &self.scale[o0..o0 + MR],
-                        &self.bias[o0..o0 + MR],
-                        &self.row_sums[o0..o0 + MR],
+                    let at = |v: &[f32]| -> [f32; MR] { std::array::from_fn(|r| v[o0 + r]) };
+                    let sums: [i32; MR] = std::array::from_fn(|r| self.row_sums[o0 + r]);
+                    dequant(
+                        &acc,
+                        &zs,
+                        &sx,
+                        &at(&self.scale),
+                        &at(&self.bias),
+                        &sums,
+                        &mut tile,
                     );
+                    // The tile is [channel][token]; the output is [token][channel].
                     for j in 0..n {
-                        let (s, z) = (sx[j], zs[j]);
                         let y = &mut dst[j * c_out + o0..j * c_out + o0 + m];
                         for (r, v) in y.iter_mut().enumerate() {
-                            *v = (acc[r * NR + j] - z * sums[r]) as f32 * (s * scale[r]) + bias[r];
+                            *v = tile[r][j];
                         }
                     }
                 }
@@ -152,13 +159,77 @@ impl LinearI8 {
     }
 }
 
+/// `tile[r][j] = (acc[r][j] - z[j] * sums[r]) * (s[j] * scale[r]) + bias[r]`: one micro-tile
+/// dequantized channel-major, so that the loops run along the tokens (vectorised; AVX2 chosen at
+/// run time on x86-64).
+#[allow(clippy::too_many_arguments)]
+fn dequant(
+    acc: &[i32; MR * NR],
+    z: &[i32; NR],
+    s: &[f32; NR],
+    scale: &[f32; MR],
+    bias: &[f32; MR],
+    sums: &[i32; MR],
+    tile: &mut [[f32; NR]; MR],
+) {
+    #[inline(always)]
+    fn generic(
+        acc: &[i32; MR * NR],
+        z: &[i32; NR],
+        s: &[f32; NR],
+        scale: &[f32; MR],
+        bias: &[f32; MR],
+        sums: &[i32; MR],
+        tile: &mut [[f32; NR]; MR],
+    ) {
+        for (r, row) in tile.iter_mut().enumerate() {
+            let (sr, br, cr) = (scale[r], bias[r], sums[r]);
+            let a = &acc[r * NR..(r + 1) * NR];
+            for j in 0..NR {
+                row[j] = (a[j] - z[j] * cr) as f32 * (s[j] * sr) + br;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(
+            acc: &[i32; MR * NR],
+            z: &[i32; NR],
+            s: &[f32; NR],
+            scale: &[f32; MR],
+            bias: &[f32; MR],
+            sums: &[i32; MR],
+            tile: &mut [[f32; NR]; MR],
+        ) {
+            generic(acc, z, s, scale, bias, sums, tile)
+        }
+        // SAFETY: the features were just detected.
+        return unsafe { avx2(acc, z, s, scale, bias, sums, tile) };
+    }
+    generic(acc, z, s, scale, bias, sums, tile)
+}
+
 /// A token's quantization: its range widened to contain 0 (non-finite values ignored), scale
 /// `(hi - lo) / 255` (1 for an all-zero row) and zero point.
 fn token_range(row: &[f32]) -> (f32, u8) {
-    let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| {
+    // Eight running minima and maxima, so that the loop vectorises.
+    let (mut lo, mut hi) = ([0f32; 8], [0f32; 8]);
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for t in 0..8 {
+            let v = if c[t].is_finite() { c[t] } else { 0.0 };
+            lo[t] = if v < lo[t] { v } else { lo[t] };
+            hi[t] = if v > hi[t] { v } else { hi[t] };
+        }
+    }
+    for &v in chunks.remainder() {
         let v = if v.is_finite() { v } else { 0.0 };
-        (lo.min(v), hi.max(v))
-    });
+        lo[0] = lo[0].min(v);
+        hi[0] = hi[0].max(v);
+    }
+    let lo = lo.iter().fold(0f32, |a, &b| a.min(b));
+    let hi = hi.iter().fold(0f32, |a, &b| a.max(b));
     let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
     (s, (-lo / s).round().clamp(0.0, 255.0) as u8)
 }
