@@ -462,3 +462,47 @@ fn everything_backend_stores_class_agnostic_objects() {
         text(&out.stderr)
     );
 }
+
+/// `[refine]` end to end: kept frames' boxes prompt MobileSAM (the seeded weights of
+/// tests/mobilesam.rs) and the store keeps the refined masks beside the detector's: the refined
+/// instance-id PNG, `mask_refined` per instance (at most `max_instances` per frame), and a
+/// summary in the selection record; the store checks clean.
+#[test]
+fn refine_run_stores_refined_masks_beside_the_detectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = crate::mobilesam::weights_file();
+    let refine = format!(
+        "[refine]\nenabled = true\nmodel = {:?}\nmax_instances = 2\nmin_box_px = 4\n",
+        weights.display().to_string()
+    );
+    let cfg = write_config(tmp.path(), SYNTHETIC, &refine);
+    let out = run(&cfg, &["--max-frames", "40"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    let stored = assert_store_consistent(&tmp.path().join("data"));
+    let mut refined_total = 0;
+    for s in &stored {
+        let summary = &s.selection["refine"];
+        let refined: Vec<_> = s.instances.iter().filter(|i| i.refined.is_some()).collect();
+        assert!(refined.len() <= 2, "max_instances");
+        assert_eq!(summary["instances"], refined.len(), "sample {}", s.id);
+        assert_eq!(s.refined.is_some(), !refined.is_empty(), "sample {}", s.id);
+        if let Some(ids) = s.load_refined_ids().unwrap() {
+            assert_eq!(ids.len() as u64, s.width as u64 * s.height as u64);
+            for &v in ids.iter().filter(|&&v| v > 0) {
+                assert!(s.instances[v as usize - 1].refined.is_some());
+            }
+        }
+        for r in refined.iter().filter_map(|i| i.refined.as_ref()) {
+            assert_eq!((r.rle.width, r.rle.height), (s.width, s.height));
+            assert!(r.predicted_iou.is_finite());
+        }
+        refined_total += refined.len();
+    }
+    assert!(
+        refined_total > 0,
+        "no instance refined in {} kept frames:\n{}",
+        stored.len(),
+        text(&out.stdout)
+    );
+}
