@@ -505,4 +505,52 @@ fn refine_run_stores_refined_masks_beside_the_detectors() {
         stored.len(),
         text(&out.stdout)
     );
+    // `export --masks refined` labels with the refined masks where there are some.
+    assert!(
+        stored
+            .iter()
+            .flat_map(|s| &s.instances)
+            .any(|i| i.refined.as_ref().is_some_and(|r| r.rle.area() != i.area)),
+        "refined masks identical to the detector's: the export check below would prove nothing"
+    );
+    let total_area = |ds: &Path| -> u64 {
+        ["train", "val"]
+            .iter()
+            .filter_map(|split| {
+                std::fs::read(ds.join(format!("annotations/instances_{split}.json"))).ok()
+            })
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+            .flat_map(|v| v["annotations"].as_array().unwrap().clone())
+            .map(|a| a["area"].as_u64().unwrap())
+            .sum()
+    };
+    for (masks, want) in [
+        (
+            "detector",
+            stored
+                .iter()
+                .flat_map(|s| &s.instances)
+                .map(|i| i.area)
+                .sum::<u64>(),
+        ),
+        (
+            "refined",
+            stored
+                .iter()
+                .flat_map(|s| &s.instances)
+                .map(|i| i.refined.as_ref().map_or(i.area, |r| r.rle.area()))
+                .sum::<u64>(),
+        ),
+    ] {
+        let ds = tmp.path().join(format!("dataset-{masks}"));
+        let out = bin()
+            .args(["export", "--masks", masks, "--dir"])
+            .arg(tmp.path().join("data"))
+            .arg("--out")
+            .arg(&ds)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+        assert_eq!(total_area(&ds), want, "--masks {masks}");
+    }
 }
