@@ -138,13 +138,7 @@ impl LinearI8 {
                         &sums,
                         &mut tile,
                     );
-                    // The tile is [channel][token]; the output is [token][channel].
-                    for j in 0..n {
-                        let y = &mut dst[j * c_out + o0..j * c_out + o0 + m];
-                        for (r, v) in y.iter_mut().enumerate() {
-                            *v = tile[r][j];
-                        }
-                    }
+                    store_transposed(&tile, n, m, &mut dst[o0..], c_out);
                 }
                 if self.gelu {
                     gelu_slice(dst);
@@ -210,9 +204,84 @@ fn dequant(
     generic(acc, z, s, scale, bias, sums, tile)
 }
 
+/// `dst[j * stride + r] = tile[r][j]` for tokens `j < n` and channels `r < m`: the tile is
+/// [channel][token], the output [token][channel]. Full 8x8 blocks go through an AVX transpose
+/// when the CPU has it (chosen at run time).
+fn store_transposed(tile: &[[f32; NR]; MR], n: usize, m: usize, dst: &mut [f32], stride: usize) {
+    let mut j0 = 0;
+    #[cfg(target_arch = "x86_64")]
+    if m == MR && MR == 8 && std::arch::is_x86_feature_detected!("avx") {
+        while j0 + 8 <= n {
+            assert!(dst.len() >= (j0 + 7) * stride + 8);
+            // SAFETY: AVX was just detected; reads 8 floats at tile[r][j0..j0 + 8] (j0 + 8 <= n
+            // <= NR) and writes 8 floats at dst[(j0 + k) * stride..] (asserted above).
+            unsafe { x86_transpose8(tile, j0, dst, stride) };
+            j0 += 8;
+        }
+    }
+    for j in j0..n {
+        for (r, v) in dst[j * stride..j * stride + m].iter_mut().enumerate() {
+            *v = tile[r][j];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn x86_transpose8(tile: &[[f32; NR]; MR], j0: usize, dst: &mut [f32], stride: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller checked the bounds and AVX.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(tile[i][j0..].as_ptr()));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let cols = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (k, c) in cols.iter().enumerate() {
+            _mm256_storeu_ps(dst.as_mut_ptr().add((j0 + k) * stride), *c);
+        }
+    }
+}
+
 /// A token's quantization: its range widened to contain 0 (non-finite values ignored), scale
 /// `(hi - lo) / 255` (1 for an all-zero row) and zero point.
 fn token_range(row: &[f32]) -> (f32, u8) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(row: &[f32]) -> (f32, u8) {
+            token_range_generic(row)
+        }
+        // SAFETY: AVX2 was just detected.
+        return unsafe { avx2(row) };
+    }
+    token_range_generic(row)
+}
+
+#[inline(always)]
+fn token_range_generic(row: &[f32]) -> (f32, u8) {
     // Eight running minima and maxima, so that the loop vectorises.
     let (mut lo, mut hi) = ([0f32; 8], [0f32; 8]);
     let mut chunks = row.chunks_exact(8);
