@@ -208,6 +208,7 @@ fn dequant(
 /// [channel][token], the output [token][channel]. Full 8x8 blocks go through an AVX transpose
 /// when the CPU has it (chosen at run time).
 fn store_transposed(tile: &[[f32; NR]; MR], n: usize, m: usize, dst: &mut [f32], stride: usize) {
+    #[allow(unused_mut)] // advanced on x86-64 only
     let mut j0 = 0;
     #[cfg(target_arch = "x86_64")]
     if m == MR && MR == 8 && std::arch::is_x86_feature_detected!("avx") {
