@@ -199,6 +199,11 @@ fn malformed_configs_name_the_key_and_exit_2() {
         ("[store]\nmax_byte = 5\n", "store.max_byte"),
         ("[model]\nconf = \"high\"\n", "model.conf"),
         ("[model]\niou = 1.5\n", "model.iou"),
+        ("[model]\nbackend = \"sam\"\n", "model.backend"),
+        (
+            "[model.everything]\npoints_per_side = 0\n",
+            "model.everything.points_per_side",
+        ),
         ("[source]\nkind = \"usb\"\n", "source.kind"),
         ("[source]\nkind = \"replay\"\n", "source.replay.path"),
         (
@@ -398,4 +403,154 @@ fn export_writes_what_the_daemon_kept() {
         .map(|s| s.instances.iter().filter(|i| i.area > 0).count())
         .sum();
     assert_eq!(annotations, expected);
+}
+
+/// `[model] backend = "mobilesam-everything"`: the daemon runs without a detector, on MobileSAM's
+/// automatic masks (the seeded MobileSAM of tests/mobilesam.rs, a 2x2 point grid, filters off so
+/// that random weights give masks); every stored instance is a class-agnostic `object`.
+#[test]
+fn everything_backend_stores_class_agnostic_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = crate::mobilesam::weights_file();
+    let store = tmp.path().join("data");
+    let body = format!(
+        "{SYNTHETIC}\n\
+         [model]\nbackend = \"mobilesam-everything\"\npath = {weights:?}\nmax_det = 5\n\
+         [model.everything]\npoints_per_side = 2\npred_iou_thresh = 0.0\n\
+         stability_score_thresh = 0.0\n\
+         [store]\ndir = {store:?}\nmin_free_bytes = 0\nfsync = false\n",
+        weights = weights.display().to_string(),
+        store = store.display().to_string(),
+    );
+    let cfg = tmp.path().join("edgesift.toml");
+    std::fs::write(&cfg, body).unwrap();
+    let out = run(&cfg, &["--max-frames", "3"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    let check = edgesift::store::check_dir(&store, &CheckOptions::default()).unwrap();
+    assert!(check.is_clean(), "check found: {:#?}", check.issues);
+    let stored = samples(&store);
+    assert!(!stored.is_empty(), "nothing kept:\n{}", text(&out.stdout));
+    let instances: Vec<_> = stored.iter().flat_map(|s| &s.instances).collect();
+    assert!(!instances.is_empty(), "no masks stored");
+    for s in &stored {
+        assert_eq!(s.model_name, "mobilesam_seeded");
+        assert!(s.instances.len() <= 5, "max_det");
+        for i in &s.instances {
+            assert_eq!((i.class_id, i.class_name.as_str()), (0, "object"));
+            assert_eq!((i.rle.width, i.rle.height), (s.width, s.height));
+            assert!(i.area > 0);
+        }
+    }
+    // A YOLO file under this backend is refused, naming what is wrong.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{SYNTHETIC}\n[model]\nbackend = \"mobilesam-everything\"\npath = {:?}\n\
+             [store]\ndir = {store:?}\nmin_free_bytes = 0\nfsync = false\n",
+            model().display().to_string(),
+            store = store.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = run(&bad, &["--max-frames", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a MobileSAM file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `[refine]` end to end: kept frames' boxes prompt MobileSAM (the seeded weights of
+/// tests/mobilesam.rs) and the store keeps the refined masks beside the detector's: the refined
+/// instance-id PNG, `mask_refined` per instance (at most `max_instances` per frame), and a
+/// summary in the selection record; the store checks clean.
+#[test]
+fn refine_run_stores_refined_masks_beside_the_detectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = crate::mobilesam::weights_file();
+    let refine = format!(
+        "[refine]\nenabled = true\nmodel = {:?}\nmax_instances = 2\nmin_box_px = 4\n",
+        weights.display().to_string()
+    );
+    let cfg = write_config(tmp.path(), SYNTHETIC, &refine);
+    let out = run(&cfg, &["--max-frames", "40"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    let stored = assert_store_consistent(&tmp.path().join("data"));
+    let mut refined_total = 0;
+    for s in &stored {
+        let summary = &s.selection["refine"];
+        let refined: Vec<_> = s.instances.iter().filter(|i| i.refined.is_some()).collect();
+        assert!(refined.len() <= 2, "max_instances");
+        assert_eq!(summary["instances"], refined.len(), "sample {}", s.id);
+        assert_eq!(s.refined.is_some(), !refined.is_empty(), "sample {}", s.id);
+        if let Some(ids) = s.load_refined_ids().unwrap() {
+            assert_eq!(ids.len() as u64, s.width as u64 * s.height as u64);
+            for &v in ids.iter().filter(|&&v| v > 0) {
+                assert!(s.instances[v as usize - 1].refined.is_some());
+            }
+        }
+        for r in refined.iter().filter_map(|i| i.refined.as_ref()) {
+            assert_eq!((r.rle.width, r.rle.height), (s.width, s.height));
+            assert!(r.predicted_iou.is_finite());
+        }
+        refined_total += refined.len();
+    }
+    assert!(
+        refined_total > 0,
+        "no instance refined in {} kept frames:\n{}",
+        stored.len(),
+        text(&out.stdout)
+    );
+    // `export --masks refined` labels with the refined masks where there are some.
+    assert!(
+        stored
+            .iter()
+            .flat_map(|s| &s.instances)
+            .any(|i| i.refined.as_ref().is_some_and(|r| r.rle.area() != i.area)),
+        "refined masks identical to the detector's: the export check below would prove nothing"
+    );
+    let total_area = |ds: &Path| -> u64 {
+        ["train", "val"]
+            .iter()
+            .filter_map(|split| {
+                std::fs::read(ds.join(format!("annotations/instances_{split}.json"))).ok()
+            })
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+            .flat_map(|v| v["annotations"].as_array().unwrap().clone())
+            .map(|a| a["area"].as_u64().unwrap())
+            .sum()
+    };
+    for (masks, want) in [
+        (
+            "detector",
+            stored
+                .iter()
+                .flat_map(|s| &s.instances)
+                .map(|i| i.area)
+                .sum::<u64>(),
+        ),
+        (
+            "refined",
+            stored
+                .iter()
+                .flat_map(|s| &s.instances)
+                .map(|i| i.refined.as_ref().map_or(i.area, |r| r.rle.area()))
+                .sum::<u64>(),
+        ),
+    ] {
+        let ds = tmp.path().join(format!("dataset-{masks}"));
+        let out = bin()
+            .args(["export", "--masks", masks, "--dir"])
+            .arg(tmp.path().join("data"))
+            .arg("--out")
+            .arg(&ds)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+        assert_eq!(total_area(&ds), want, "--masks {masks}");
+    }
 }

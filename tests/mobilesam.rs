@@ -118,7 +118,7 @@ fn seeded_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
 }
 
 /// The seeded weights written to a safetensors file (kept for the whole test run).
-fn weights_file() -> &'static PathBuf {
+pub(crate) fn weights_file() -> &'static PathBuf {
     static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &FILE
         .get_or_init(|| {
@@ -289,8 +289,9 @@ fn decoder_matches_on_the_reference_embedding() {
 }
 
 /// `[refine]` through the pipeline's sink: each kept frame's boxes prompt MobileSAM, the refined
-/// masks (those of the official predictor for the same box) travel beside the detector's in the
-/// sample's record; tiny boxes are skipped and `max_instances` keeps the best-scoring ones.
+/// masks (those of the official predictor for the same box) travel beside the detector's to the
+/// store, with a summary in the selection record; tiny boxes are skipped and `max_instances`
+/// keeps the best-scoring ones.
 #[test]
 fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
     use edgesift::capture::{Frame, Origin, Timestamp};
@@ -299,10 +300,19 @@ fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
     use edgesift::segment::{Detections, Instance, Timings};
     use std::sync::{Arc, Mutex};
 
-    struct Capture(Arc<Mutex<Vec<serde_json::Value>>>);
+    type Seen = (serde_json::Value, Vec<(usize, Mask, f32)>);
+    struct Capture(Arc<Mutex<Vec<Seen>>>);
     impl Sink for Capture {
         fn write(&mut self, s: &KeptSample) -> Result<SinkReport, SinkError> {
-            self.0.lock().unwrap().push(s.decision.record.clone());
+            let refined = s
+                .refined
+                .iter()
+                .map(|r| (r.index, r.mask.clone(), r.predicted_iou))
+                .collect();
+            self.0
+                .lock()
+                .unwrap()
+                .push((s.decision.record.clone(), refined));
             Ok(SinkReport::default())
         }
     }
@@ -366,18 +376,22 @@ fn refine_sink_adds_the_predictors_masks_for_kept_frames() {
             reasons: vec!["test".into()],
             record: serde_json::json!({ "interval": { "keep": true } }),
         },
+        refined: Vec::new(),
     };
     sink.write(&sample).unwrap();
     let records = records.lock().unwrap();
-    let record = &records[0];
+    let (record, refined) = &records[0];
     assert_eq!(
         record["interval"]["keep"], true,
         "the selection record is kept"
     );
-    let refined = record["refine"]["instances"].as_array().unwrap();
+    assert_eq!(record["refine"]["instances"], 1);
+    assert!(record["refine"]["encoder_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(refined.len(), 1, "max_instances = 1, the 4 px box skipped");
-    assert_eq!(refined[0]["instance"], 1);
-    let got = rle_mask(&refined[0]["mask"]);
+    assert_eq!(refined[0].0, 1);
+    let want_iou = flat(&io()["box_iou"])[0];
+    assert!((refined[0].2 - want_iou).abs() < 1e-3, "{}", refined[0].2);
+    let got = &refined[0].1;
     let want = rle_mask(&doc()["prompts"]["box"]["masks"][0]);
     let iou = got.iou(&want);
     assert!(iou > 0.98, "refined mask IoU with the predictor's {iou}");
@@ -435,4 +449,78 @@ fn everything_mode_matches_the_automatic_mask_generator() {
     assert!(got
         .windows(2)
         .all(|p| p[0].predicted_iou >= p[1].predicted_iou));
+}
+
+/// `edgesift quantize --dtype int8` on MobileSAM: the linear layers and dense convolutions become
+/// int8 (BatchNorm folded), and the int8 model's masks agree with the f32 model's on every
+/// fixture prompt at mask IoU >= 0.95 (issue 7's bar), its IoU predictions within 0.05.
+#[test]
+fn int8_model_agrees_with_f32() {
+    use edgesift::segment::{quantize, WeightDtype, Weights};
+    let (sam, emb) = model();
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("mobilesam_int8.safetensors");
+    let summary = quantize(weights_file(), &q, WeightDtype::Int8).unwrap();
+    eprintln!(
+        "mobilesam int8: {} of {} tensors converted, {} -> {} bytes",
+        summary.converted, summary.tensors, summary.bytes_in, summary.bytes_out
+    );
+    assert!(summary.bytes_out * 2 < summary.bytes_in, "{summary:?}");
+    let w = Weights::open(&q).unwrap();
+    let dtype = |k: &str| format!("{:?}", w.dtype(k).unwrap());
+    for k in [
+        "image_encoder.layers.1.blocks.0.attn.qkv.weight",
+        "image_encoder.layers.3.blocks.1.mlp.fc2.weight",
+        "image_encoder.layers.0.blocks.0.conv1.c.weight",
+        "mask_decoder.transformer.layers.0.cross_attn_token_to_image.k_proj.weight",
+    ] {
+        assert_eq!(dtype(k), "I8", "{k}");
+    }
+    // Depthwise convolutions and the output heads stay f32 (BatchNorm unfused).
+    assert_eq!(
+        dtype("image_encoder.layers.0.blocks.0.conv2.c.weight"),
+        "F32"
+    );
+    assert_eq!(
+        dtype("image_encoder.layers.1.downsample.conv1.c.weight"),
+        "F32"
+    );
+    assert_eq!(dtype("image_encoder.neck.2.weight"), "F32");
+    assert!(w.contains("image_encoder.layers.0.blocks.0.conv2.bn.running_var"));
+    assert!(!w.contains("image_encoder.layers.0.blocks.0.conv1.bn.running_var"));
+    assert_eq!(
+        dtype("mask_decoder.output_hypernetworks_mlps.0.layers.0.weight"),
+        "F32"
+    );
+    assert!(w.metadata()["quantized"].contains("int8 linear"));
+
+    let qsam = MobileSam::load(&q, &Device::Cpu).unwrap();
+    let img = image::open(data("coffee.png")).unwrap().to_rgb8();
+    let qemb = qsam.embed(&img).unwrap();
+    let e = rel_l2(&flat(&qemb.features), &flat(&emb.features));
+    eprintln!("mobilesam int8: image embedding rel L2 vs f32 {e:.2e}");
+    for (name, p) in doc()["prompts"].as_object().unwrap() {
+        let (prompt, multimask) = prompt_of(p);
+        let want = sam
+            .predict(emb, std::slice::from_ref(&prompt), multimask)
+            .unwrap()
+            .remove(0);
+        let got = qsam.predict(&qemb, &[prompt], multimask).unwrap().remove(0);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let iou = g.mask.iou(&w.mask);
+            eprintln!(
+                "mobilesam int8 {name}[{i}]: mask IoU with f32 {iou:.4}, IoU prediction {:.4} \
+                 vs {:.4}",
+                g.iou, w.iou
+            );
+            assert!(iou >= 0.95, "{name}[{i}]: int8 mask IoU with f32 {iou}");
+            assert!((g.iou - w.iou).abs() < 0.05, "{name}[{i}]");
+        }
+    }
+    // Quantizing twice is refused, naming a tensor.
+    let err = quantize(&q, &dir.path().join("again.safetensors"), WeightDtype::Int8)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already int8"), "{err}");
 }

@@ -63,6 +63,22 @@ fn assert_complete(rec: &SampleRecord) {
         let m = i.mask();
         assert_eq!((m.image_width(), m.image_height()), (rec.width, rec.height));
         assert_eq!(m.area(), i.area);
+        if let Some(r) = &i.refined {
+            assert!(
+                rec.refined.is_some(),
+                "a refined instance without the refined PNG"
+            );
+            assert_eq!((r.rle.width, r.rle.height), (rec.width, rec.height));
+        }
+    }
+    match rec.load_refined_ids().unwrap() {
+        Some(ids) => {
+            assert!(rec.instances.iter().any(|i| i.refined.is_some()));
+            for &v in ids.iter().filter(|&&v| v > 0) {
+                assert!(rec.instances[v as usize - 1].refined.is_some(), "id {v}");
+            }
+        }
+        None => assert!(rec.instances.iter().all(|i| i.refined.is_none())),
     }
 }
 
@@ -468,8 +484,9 @@ fn recovery_from_every_crash_point() {
         let mut c = cfg(d.path());
         c.max_bytes = MIB;
         c.eviction = EvictionPolicy::Oldest;
+        // With refined masks: four files per sample, the refined PNG before the sidecar.
         let pool: Vec<SyntheticSample> = (0..3)
-            .map(|i| SyntheticSample::new(i, 320, 240, 6))
+            .map(|i| SyntheticSample::new(i, 320, 240, 6).with_refined())
             .collect();
         let mut store = Store::open(&c).unwrap();
         // Fill until the quota bites, so that the next insert evicts.
@@ -599,7 +616,7 @@ fn index_versions_are_checked() {
             e,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -881,5 +898,156 @@ fn reloaded_settings_apply_from_the_next_insert_and_restart_only_keys_are_refuse
         store.reconfigure(&durable),
         Err(StoreError::NeedsRestart { key: "fsync" })
     ));
+    assert_clean(&store);
+}
+
+/// `[refine]`'s masks as a field of the store: a fourth file per refined sample (the refined
+/// instance-id PNG) and `mask_refined` per instance in the sidecar and the index; part of the
+/// sample for eviction, recovery and check like the other files.
+#[test]
+fn refined_masks_are_stored_beside_the_detectors_and_recovered_with_the_sample() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let mut store = Store::open(&c).unwrap();
+    let refined = SyntheticSample::new(11, 96, 64, 4).with_refined();
+    let plain = SyntheticSample::new(12, 96, 64, 3);
+    let a = insert(&mut store, &refined, 0, 0.5).unwrap();
+    let b = insert(&mut store, &plain, 1, 0.5).unwrap();
+    let c_id = insert(&mut store, &refined, 2, 0.5).unwrap();
+    assert_clean(&store);
+    let ra = store.sample(a).unwrap().unwrap();
+    let rb = store.sample(b).unwrap().unwrap();
+    assert_complete(&ra);
+    assert_complete(&rb);
+    let file = ra.refined.clone().expect("a refined PNG");
+    assert!(file.path.to_string_lossy().ends_with(".refined.png"));
+    assert_eq!(std::fs::metadata(&file.path).unwrap().len(), file.bytes);
+    assert!(rb.refined.is_none());
+    assert!(!rb
+        .masks
+        .path
+        .with_file_name(
+            rb.masks
+                .path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace(".masks.png", ".refined.png")
+        )
+        .exists());
+    for (i, inst) in ra.instances.iter().enumerate() {
+        match &refined.refined[i] {
+            Some((mask, iou)) => {
+                let r = inst.refined.as_ref().expect("refined instance");
+                assert_eq!(r.rle, mask.to_rle(), "instance {i}");
+                assert_eq!(r.predicted_iou, *iou);
+            }
+            None => assert!(inst.refined.is_none(), "instance {i}"),
+        }
+    }
+    // The refined PNG holds the refined masks (filled boxes), the masks PNG the detector's.
+    let ids = ra.load_refined_ids().unwrap().unwrap();
+    let painted = |id: u16| ids.iter().filter(|&&v| v == id).count();
+    assert!(painted(1) > 0 && painted(2) == 0 && painted(3) > 0);
+    // The sidecar is a complete description (what recovery re-indexes from).
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ra.meta.path).unwrap()).unwrap();
+    assert_eq!(meta["refined_masks"]["bytes"], file.bytes);
+    assert!(meta["instances"][0]["mask_refined"]["segmentation"]["counts"].is_string());
+    assert!(meta["instances"][1].get("mask_refined").is_none());
+    let plain_meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&rb.meta.path).unwrap()).unwrap();
+    assert!(plain_meta.get("refined_masks").is_none());
+    assert!(ra.to_json()["instances"][0]["mask_refined"]["predicted_iou"].is_number());
+    let rc = store.sample(c_id).unwrap().unwrap();
+    store.close().unwrap();
+
+    // Sample a loses its refined PNG: the row goes, with the rest of its files. Sample c loses
+    // its row (an index restored from a backup): re-indexed from its sidecar, refined masks
+    // included. A refined PNG appears beside b, whose row names none: removed.
+    std::fs::remove_file(&file.path).unwrap();
+    {
+        let conn = rusqlite::Connection::open(d.path().join("index.db")).unwrap();
+        conn.execute("pragma foreign_keys = on", []).unwrap();
+        conn.execute("delete from sample where id = ?1", [c_id])
+            .unwrap();
+    }
+    let stray = rb.masks.path.with_file_name(format!(
+        "{}.refined.png",
+        rb.meta.path.file_stem().unwrap().to_string_lossy()
+    ));
+    std::fs::copy(rc.refined.as_ref().unwrap().path.clone(), &stray).unwrap();
+    let store = Store::open(&c).unwrap();
+    let r = store.recovery_report();
+    assert_eq!(r.damaged_rows_removed, vec![a]);
+    assert_eq!(r.reindexed, vec![c_id]);
+    assert_eq!(r.temp_files_removed, vec![stray.clone()]);
+    assert!(!ra.image.path.exists() && !ra.meta.path.exists() && !stray.exists());
+    let again = store.sample(c_id).unwrap().unwrap();
+    assert_complete(&again);
+    assert_eq!(again.refined, rc.refined);
+    assert_eq!(
+        again.instances[2].refined.as_ref().map(|r| r.rle.clone()),
+        rc.instances[2].refined.as_ref().map(|r| r.rle.clone())
+    );
+    assert_clean(&store);
+    // Eviction takes the refined file too: a quota that only fits one plain sample.
+    let refined_path = again.refined.unwrap().path;
+    store.close().unwrap();
+    let quota_b: i64 = rusqlite::Connection::open(d.path().join("index.db"))
+        .unwrap()
+        .query_row("select quota_bytes from sample where id = ?1", [b], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut tiny = cfg(d.path());
+    tiny.max_bytes = quota_b as u64 + 4096;
+    let mut store = Store::open(&tiny).unwrap();
+    insert(&mut store, &plain, 3, 0.5).unwrap();
+    assert!(
+        store.sample(c_id).unwrap().is_none(),
+        "evicted by the quota"
+    );
+    assert!(!refined_path.exists());
+    assert_clean(&store);
+}
+
+/// A store written before refined masks had a field (schema 1) is upgraded on open: its samples
+/// read as before, without refined masks, and new samples may have them.
+#[test]
+fn a_version_1_store_is_upgraded_and_stays_readable() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let mut store = Store::open(&c).unwrap();
+    let s = SyntheticSample::new(21, 64, 48, 3);
+    let old = insert(&mut store, &s, 0, 0.5).unwrap();
+    store.close().unwrap();
+    // Back to version 1's tables (what an older edgesift wrote).
+    {
+        let conn = rusqlite::Connection::open(d.path().join("index.db")).unwrap();
+        conn.execute_batch(
+            "alter table sample drop column refined_bytes;
+             alter table sample drop column refined_sha256;
+             alter table instance drop column refined_iou;
+             alter table instance drop column refined_rle;
+             update meta set schema_version = 1;",
+        )
+        .unwrap();
+    }
+    assert!(
+        matches!(
+            StoreReader::open(d.path()),
+            Err(StoreError::NotAnIndex { .. })
+        ),
+        "readers ask for the upgrade the daemon does"
+    );
+    let mut store = Store::open(&c).unwrap();
+    assert!(store.recovery_report().is_clean());
+    assert_eq!(store.stats().unwrap().schema_version, 2);
+    let rec = store.sample(old).unwrap().unwrap();
+    assert_complete(&rec);
+    assert!(rec.refined.is_none() && rec.instances.iter().all(|i| i.refined.is_none()));
+    let new = insert(&mut store, &s.with_refined(), 1, 0.5).unwrap();
+    assert!(store.sample(new).unwrap().unwrap().refined.is_some());
     assert_clean(&store);
 }

@@ -36,6 +36,11 @@ pub struct ExportArgs {
     /// store keeps earlier samples in their split).
     #[arg(long, default_value_t = 0.1, value_parser = super::unit_interval)]
     val_fraction: f32,
+    /// Which masks label the instances: `detector` (the model's), or `refined` (`[refine]`'s
+    /// MobileSAM mask where the instance has one, the detector's otherwise). Boxes stay the
+    /// detector's in yolo-seg; COCO derives them from the mask.
+    #[arg(long, default_value = "detector", value_parser = ["detector", "refined"])]
+    masks: String,
 }
 
 pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -76,8 +81,14 @@ pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", a.out.display()))?;
     for rec in reader.query(&q)? {
         let rec = rec?;
-        add(&mut writer, &rec, &names, a.val_fraction)
-            .with_context(|| format!("sample {} ({})", rec.id, rec.image.path.display()))?;
+        add(
+            &mut writer,
+            &rec,
+            &names,
+            a.val_fraction,
+            a.masks == "refined",
+        )
+        .with_context(|| format!("sample {} ({})", rec.id, rec.image.path.display()))?;
     }
     let summary = writer.finish()?;
     println!(
@@ -101,9 +112,17 @@ fn add(
     rec: &SampleRecord,
     names: &[String],
     val_fraction: f32,
+    refined: bool,
 ) -> anyhow::Result<()> {
     let image = rec.load_image()?;
-    let masks: Vec<_> = rec.instances.iter().map(|i| i.mask()).collect();
+    let masks: Vec<_> = rec
+        .instances
+        .iter()
+        .map(|i| match (&i.refined, refined) {
+            (Some(r), true) => r.rle.to_mask(),
+            _ => i.mask(),
+        })
+        .collect();
     let labels: Vec<Labeled> = rec
         .instances
         .iter()

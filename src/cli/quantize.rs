@@ -1,4 +1,5 @@
-//! `edgesift quantize`: a smaller copy of a model file (convolution weights in f16 or int8).
+//! `edgesift quantize`: a smaller copy of a model file (convolution weights in f16 or int8; for
+//! MobileSAM also its linear layers in int8).
 
 use anyhow::Context;
 use edgesift::segment::{quantize, WeightDtype};
@@ -7,14 +8,16 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct QuantizeArgs {
-    /// Model to convert (safetensors from scripts/export_ultralytics.py).
+    /// Model to convert: YOLOv8-seg (scripts/export_ultralytics.py) or MobileSAM
+    /// (scripts/export_mobilesam.py), told apart by the file's `arch` metadata and tensor names.
     #[arg(long = "in")]
     input: PathBuf,
     /// Where to write the converted model.
     #[arg(long)]
     out: PathBuf,
     /// Storage dtype of the convolution weights: f16 (BatchNorm and biases stay f32) or int8
-    /// (BatchNorm folded, per-output-channel scales; runs on the int8 CPU kernels).
+    /// (BatchNorm folded, per-output-channel scales; runs on the int8 CPU kernels; MobileSAM:
+    /// its linear layers too).
     #[arg(long, default_value = "f16")]
     dtype: WeightDtype,
 }

@@ -8,7 +8,7 @@
 use super::{Select, Stages, StoreSink};
 use crate::capture::CaptureError;
 use crate::config::{Config, ConfigError};
-use crate::segment::{ModelInfo, SegmentError, Segmenter, YoloSegmenter};
+use crate::segment::{ModelInfo, SegmentError, Segmenter, YoloSegmenter, BACKEND_EVERYTHING};
 use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +77,7 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
     Ok(Assembled {
         stages: Stages {
             source,
-            segmenter: Box::new(segmenter),
+            segmenter,
             select,
             sink,
         },
@@ -89,7 +89,8 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
     })
 }
 
-fn load_model(cfg: &Config, path: &Path) -> Result<YoloSegmenter, AssembleError> {
+/// The `[model]` backend: YOLOv8-seg, or MobileSAM's class-agnostic everything mode.
+fn load_model(cfg: &Config, path: &Path) -> Result<Box<dyn Segmenter>, AssembleError> {
     let wrap = |source| AssembleError::Model {
         path: path.to_owned(),
         source,
@@ -100,8 +101,13 @@ fn load_model(cfg: &Config, path: &Path) -> Result<YoloSegmenter, AssembleError>
         .map_err(|e| e.within("model"))?
         .open()
         .map_err(wrap)?;
+    if cfg.model.backend == BACKEND_EVERYTHING {
+        let seg = crate::segment::mobilesam::SamEverything::from_config(path, &device, &cfg.model)
+            .map_err(wrap)?;
+        return Ok(Box::new(seg));
+    }
     let opts = cfg.model.options(device).map_err(|e| e.within("model"))?;
-    YoloSegmenter::load(path, opts).map_err(wrap)
+    Ok(Box::new(YoloSegmenter::load(path, opts).map_err(wrap)?))
 }
 
 /// MobileSAM for `[refine]` (kept frames' masks), on the CPU.

@@ -82,6 +82,8 @@ pub struct KeptSample {
     pub frame: Frame,
     pub detections: Detections,
     pub decision: Decided,
+    /// `[refine]`'s masks (filled by `RefineSink`), stored beside the detector's.
+    pub refined: Vec<crate::segment::mobilesam::RefinedInstance>,
 }
 
 /// What the pipeline needs from storage.
@@ -516,6 +518,7 @@ fn select_loop(
                     frame,
                     detections,
                     decision: d,
+                    refined: Vec::new(),
                 }) {
                     tracing::error!(seq = e.0.frame.seq, "store stage gone; kept frame lost");
                 }

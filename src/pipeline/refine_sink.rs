@@ -2,10 +2,10 @@
 //! kept frame with MobileSAM (one encoder pass, one decoder pass per detected box) before the
 //! sample is written. Only kept frames pay for it.
 //!
-//! Until the store has a place of its own for a second set of masks, the refined masks travel in
-//! the sample's selection record under `refine` (COCO RLE per instance index, with MobileSAM's
-//! predicted IoU and timings), so they land in the JSON sidecar beside the detector's masks. A
-//! failed refinement is logged and the sample is stored with the detector's masks alone.
+//! The refined masks travel in [`KeptSample::refined`]; the store writes them as each instance's
+//! `mask_refined` and a refined instance-id PNG (see `store`). The selection record gets a short
+//! `refine` entry (model, timings, instances refined) so that the sidecar says how they were
+//! made. A failed refinement is logged and the sample is stored with the detector's masks alone.
 
 use super::{KeptSample, Sink, SinkError, SinkReport};
 use crate::capture::Frame;
@@ -39,7 +39,7 @@ impl Sink for RefineSink {
             "refined"
         );
         let mut decision = s.decision.clone();
-        let doc = refined.to_json(self.refiner.model().info());
+        let doc = refined.summary_json(self.refiner.model().info());
         match &mut decision.record {
             serde_json::Value::Object(map) => {
                 map.insert("refine".into(), doc);
@@ -60,6 +60,7 @@ impl Sink for RefineSink {
             },
             detections: s.detections.clone(),
             decision,
+            refined: refined.instances,
         };
         self.inner.write(&sample)
     }

@@ -2,7 +2,9 @@
 
 use super::{KeptSample, Sink, SinkError, SinkReport};
 use crate::segment::ModelInfo;
-use crate::store::{ModelRef, NewSample, Store, StoreConfig, StoreError, StoredInstance};
+use crate::store::{
+    ModelRef, NewSample, RefinedMask, Store, StoreConfig, StoreError, StoredInstance,
+};
 
 pub struct StoreSink {
     store: Store,
@@ -27,15 +29,26 @@ impl StoreSink {
 impl Sink for StoreSink {
     fn write(&mut self, s: &KeptSample) -> Result<SinkReport, SinkError> {
         let det = &s.detections;
+        let mut refined: Vec<Option<RefinedMask>> = vec![None; det.instances.len()];
+        for r in &s.refined {
+            if let Some(slot) = refined.get_mut(r.index) {
+                *slot = Some(RefinedMask {
+                    mask: &r.mask,
+                    predicted_iou: r.predicted_iou,
+                });
+            }
+        }
         let instances: Vec<StoredInstance> = det
             .instances
             .iter()
-            .map(|i| StoredInstance {
+            .zip(refined)
+            .map(|(i, refined)| StoredInstance {
                 class_id: i.class_id,
                 class_name: det.class_name(i.class_id),
                 score: i.score,
                 bbox: i.bbox,
                 mask: &i.mask,
+                refined,
             })
             .collect();
         let before = self.store.counters().evicted;

@@ -12,9 +12,22 @@ pub const DEFAULT_MODEL: &str = "edgesift-road-n-seg.safetensors";
 /// Where packages install models.
 pub const SYSTEM_MODEL_DIR: &str = "/usr/share/edgesift/models";
 
+/// `backend = "yolo"`: a YOLOv8-seg detector with its own classes.
+pub const BACKEND_YOLO: &str = "yolo";
+/// `backend = "mobilesam-everything"`: MobileSAM's automatic mask generation, class-agnostic.
+pub const BACKEND_EVERYTHING: &str = "mobilesam-everything";
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// `yolo`: a YOLOv8-seg detector. `mobilesam-everything`: MobileSAM's automatic mask
+    /// generation (a grid of point prompts, see `[model.everything]`), class-agnostic: every
+    /// instance is labelled `object` (score = MobileSAM's predicted IoU), so selection works
+    /// without a trained detector. It needs MobileSAM weights in `path`
+    /// (scripts/export_mobilesam.py, or its `edgesift quantize --dtype int8` copy); of the
+    /// settings below it uses `device`, `iou` (NMS between the masks' boxes) and `max_det`.
+    /// Default: `yolo`.
+    pub backend: String,
     /// Weights file (safetensors from scripts/export_ultralytics.py). A relative path is looked up
     /// next to the config file, then in `models/` beside the config directory, then in
     /// `$EDGESIFT_MODEL_DIR` and `/usr/share/edgesift/models`.
@@ -35,11 +48,52 @@ pub struct ModelConfig {
     pub iou: f32,
     /// Most instances per frame. Default: 300.
     pub max_det: usize,
+    /// `[model.everything]`: the `mobilesam-everything` backend's settings.
+    pub everything: EverythingConfig,
+}
+
+/// `[model.everything]`: MobileSAM's automatic mask generation (upstream's
+/// `SamAutomaticMaskGenerator` names).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EverythingConfig {
+    /// The grid has `points_per_side^2` point prompts, each one decoder pass (tens of ms on a
+    /// small CPU) after one encoder pass per frame (seconds). Default: 16.
+    pub points_per_side: usize,
+    /// Masks whose predicted IoU is not above this are dropped, 0..1 (0 keeps all). Default: 0.88.
+    pub pred_iou_thresh: f32,
+    /// Masks whose stability score (IoU of the mask thresholded at logit -1 and +1) is below
+    /// this are dropped, 0..1 (0 keeps all). Default: 0.95.
+    pub stability_score_thresh: f32,
+}
+
+impl Default for EverythingConfig {
+    fn default() -> Self {
+        Self {
+            points_per_side: 16,
+            pred_iou_thresh: 0.88,
+            stability_score_thresh: 0.95,
+        }
+    }
+}
+
+impl EverythingConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("points_per_side", self.points_per_side, 1, 64)?;
+        check_range("pred_iou_thresh", self.pred_iou_thresh, 0.0, 1.0)?;
+        check_range(
+            "stability_score_thresh",
+            self.stability_score_thresh,
+            0.0,
+            1.0,
+        )
+    }
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            backend: BACKEND_YOLO.into(),
             path: PathBuf::from(DEFAULT_MODEL),
             device: "auto".into(),
             dtype: "f32".into(),
@@ -48,12 +102,25 @@ impl Default for ModelConfig {
             conf: 0.25,
             iou: 0.7,
             max_det: 300,
+            everything: EverythingConfig::default(),
         }
     }
 }
 
 impl ModelConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if ![BACKEND_YOLO, BACKEND_EVERYTHING].contains(&self.backend.as_str()) {
+            return Err(ConfigError::new(
+                "backend",
+                format!(
+                    "`{}` is not one of {BACKEND_YOLO}, {BACKEND_EVERYTHING}",
+                    self.backend
+                ),
+            ));
+        }
+        self.everything
+            .validate()
+            .map_err(|e| e.within("everything"))?;
         check_range("conf", self.conf, 0.0, 1.0)?;
         check_range("iou", self.iou, 0.0, 1.0)?;
         check_range("max_det", self.max_det, 1, 10_000)?;
@@ -238,6 +305,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.parse_device().unwrap(), DeviceChoice::Cuda(1));
+        let c = ModelConfig {
+            backend: "sam".into(),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "backend");
+        assert!(e.problem.contains("mobilesam-everything"), "{}", e.problem);
+        let c = ModelConfig {
+            everything: EverythingConfig {
+                points_per_side: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "everything.points_per_side");
+        let c: ModelConfig = toml::from_str(
+            "backend = \"mobilesam-everything\"\n[everything]\npoints_per_side = 4\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.everything.points_per_side, 4);
+        assert!(toml::from_str::<ModelConfig>("[everything]\npoints = 4\n").is_err());
     }
 
     #[test]

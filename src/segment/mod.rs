@@ -22,7 +22,10 @@ mod quantize;
 mod weights;
 mod yolov8_seg;
 
-pub use config::{DeviceChoice, ModelConfig, DEFAULT_MODEL, SYSTEM_MODEL_DIR};
+pub use config::{
+    DeviceChoice, EverythingConfig, ModelConfig, BACKEND_EVERYTHING, BACKEND_YOLO, DEFAULT_MODEL,
+    SYSTEM_MODEL_DIR,
+};
 pub use error::SegmentError;
 pub use post::{postprocess, PostOptions, RawView};
 pub use pre::Letterbox;

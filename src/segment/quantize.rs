@@ -18,7 +18,10 @@
 //! Activations are quantized at run time (see `kernels::qconv`). On the CPU in f32 mode these
 //! layers run on the int8 kernels; elsewhere they are dequantized at load.
 //!
-//! Accuracy against the f32 model: `tests/quantize.rs`.
+//! **MobileSAM** (detected from the `arch` metadata or its tensor names): f16 as above; int8 for
+//! its linear layers and dense convolutions, see `mobilesam::quantize`.
+//!
+//! Accuracy against the f32 model: `tests/quantize.rs`, `tests/mobilesam.rs`.
 
 use super::kernels::quantize_rows;
 use super::layers::fold_bn;
@@ -60,7 +63,7 @@ pub struct QuantizeSummary {
 
 /// Writes `output`: `input` with its convolution weights stored as `dtype` (see the module doc).
 ///
-/// The input must load as a YOLOv8-seg model (checked first, so a wrong file fails with the
+/// The input must load as a YOLOv8-seg or MobileSAM model (checked first, so a wrong file fails with the
 /// loader's error naming the tensor). The output is written beside its final path and renamed
 /// into place, so a crash leaves either the old file or the new one.
 pub fn quantize(
@@ -69,7 +72,12 @@ pub fn quantize(
     dtype: WeightDtype,
 ) -> Result<QuantizeSummary, SegmentError> {
     let weights = Weights::open(input)?;
-    YoloV8Seg::load(&weights, &Device::Cpu, DType::F32)?;
+    let sam = super::mobilesam::is_mobilesam(&weights);
+    if sam {
+        super::mobilesam::MobileSam::from_weights(&weights, &Device::Cpu)?;
+    } else {
+        YoloV8Seg::load(&weights, &Device::Cpu, DType::F32)?;
+    }
 
     let mut names: Vec<&str> = weights.names().collect();
     names.sort_unstable();
@@ -85,6 +93,10 @@ pub fn quantize(
     let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
     let f32_bytes = |v: &[f32]| v.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     let mut converted = 0;
+    if sam && dtype == WeightDtype::Int8 {
+        (buffers, converted) = super::mobilesam::int8_tensors(&weights)?;
+        names.clear();
+    }
     for name in &names {
         let name = *name;
         let shape = weights.shape(name)?.to_vec();
@@ -181,6 +193,9 @@ pub fn quantize(
         "quantized".into(),
         match dtype {
             WeightDtype::F16 => "f16 convolution weights (edgesift quantize)".into(),
+            WeightDtype::Int8 if sam => "int8 linear and dense convolution weights per output \
+                                         channel, BatchNorm folded (edgesift quantize)"
+                .into(),
             WeightDtype::Int8 => "int8 convolution weights per output channel, BatchNorm \
                                   folded (edgesift quantize)"
                 .into(),

@@ -9,7 +9,7 @@ use super::db;
 use super::encode::sha256;
 use super::error::DbContext;
 use super::fs;
-use super::layout::{self, FileKind, Name, INDEX_FILE};
+use super::layout::{self, Name, INDEX_FILE};
 use super::record::SampleId;
 use super::StoreError;
 use rusqlite::Connection;
@@ -173,11 +173,7 @@ pub(crate) fn run(
     report.samples = rows.len() as u64;
     for r in &rows {
         let dir = samples.join(&r.dir);
-        for (kind, (bytes, hash)) in [
-            (FileKind::Image(r.image_format()), r.image),
-            (FileKind::Masks, r.masks),
-            (FileKind::Meta, r.meta),
-        ] {
+        for (kind, (bytes, hash)) in r.files() {
             let path = dir.join(layout::file_name(&r.stem, kind));
             match on_disk.remove(&path) {
                 None => report.issues.push(Issue::MissingFile { id: r.id, path }),

@@ -2,14 +2,16 @@
 
 use super::config::ImageFormat;
 use super::error::{DbContext, StoreError};
-use super::record::{unhex32, InstanceRecord, MetaFile, SampleId, SampleRecord, StoredFile};
+use super::record::{
+    unhex32, InstanceRecord, MetaFile, RefinedRecord, SampleId, SampleRecord, StoredFile,
+};
 use crate::geometry::{BBox, Rle};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
 /// The schema `schema.sql` creates; older indexes are upgraded by `upgrade/`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
@@ -178,13 +180,24 @@ pub(crate) fn insert_sample(
     .extension();
     let image_sha = unhex32(&m.image.sha256).ok_or_else(|| corrupt("image sha256"))?;
     let masks_sha = unhex32(&m.masks.sha256).ok_or_else(|| corrupt("masks sha256"))?;
-    let quota = blocks(m.image.bytes) + blocks(m.masks.bytes) + blocks(meta_bytes);
+    let refined = match &m.refined_masks {
+        Some(r) => Some((
+            r.bytes,
+            unhex32(&r.sha256).ok_or_else(|| corrupt("refined masks sha256"))?,
+        )),
+        None => None,
+    };
+    let quota = blocks(m.image.bytes)
+        + blocks(m.masks.bytes)
+        + refined.map_or(0, |r| blocks(r.0))
+        + blocks(meta_bytes);
     tx.prepare_cached(
         "insert into sample (id, dir, stem, image_ext, width, height, seq, captured_unix_ns, \
          captured_ns, source, source_file, source_index, model_name, model_sha256, value, \
          selection_json, image_bytes, image_sha256, masks_bytes, masks_sha256, meta_bytes, \
-         meta_sha256, quota_bytes) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+         meta_sha256, quota_bytes, refined_bytes, refined_sha256) values (?1, ?2, ?3, ?4, ?5, \
+         ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
+         ?24, ?25)",
     )
     .db("preparing the sample insert")?
     .execute(params![
@@ -211,12 +224,15 @@ pub(crate) fn insert_sample(
         meta_bytes as i64,
         &meta_sha256[..],
         quota as i64,
+        refined.map(|r| r.0 as i64),
+        refined.as_ref().map(|r| &r.1[..]),
     ])
     .db("inserting a sample row")?;
     let mut ins = tx
         .prepare_cached(
             "insert into instance (sample_id, idx, class_id, class_name, score, x1, y1, x2, y2, \
-             area, rle) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             area, rle, refined_iou, refined_rle) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             ?10, ?11, ?12, ?13)",
         )
         .db("preparing the instance insert")?;
     for (i, inst) in m.instances.iter().enumerate() {
@@ -233,6 +249,8 @@ pub(crate) fn insert_sample(
             y2 as f64,
             inst.area as i64,
             inst.segmentation.counts,
+            inst.mask_refined.as_ref().map(|r| r.predicted_iou as f64),
+            inst.mask_refined.as_ref().map(|r| &r.segmentation.counts),
         ])
         .db("inserting an instance row")?;
     }
@@ -257,11 +275,25 @@ pub(crate) struct FileRow {
     pub image: (u64, [u8; 32]),
     pub masks: (u64, [u8; 32]),
     pub meta: (u64, [u8; 32]),
+    /// Only for samples with refined masks.
+    pub refined: Option<(u64, [u8; 32])>,
 }
 
 impl FileRow {
     pub fn image_format(&self) -> ImageFormat {
         ImageFormat::from_extension(&self.image_ext).unwrap_or(ImageFormat::Jpeg)
+    }
+
+    /// Every file of the sample with its size and sha256.
+    pub fn files(&self) -> Vec<(super::layout::FileKind, (u64, [u8; 32]))> {
+        use super::layout::FileKind;
+        let mut v = vec![
+            (FileKind::Image(self.image_format()), self.image),
+            (FileKind::Masks, self.masks),
+        ];
+        v.extend(self.refined.map(|r| (FileKind::Refined, r)));
+        v.push((FileKind::Meta, self.meta));
+        v
     }
 }
 
@@ -280,7 +312,8 @@ pub(crate) fn file_rows(conn: &Connection) -> Result<Vec<FileRow>, StoreError> {
     let mut st = conn
         .prepare(
             "select id, dir, stem, image_ext, image_bytes, image_sha256, masks_bytes, \
-             masks_sha256, meta_bytes, meta_sha256 from sample order by id",
+             masks_sha256, meta_bytes, meta_sha256, refined_bytes, refined_sha256 from sample \
+             order by id",
         )
         .db("listing samples")?;
     let rows = st
@@ -293,6 +326,10 @@ pub(crate) fn file_rows(conn: &Connection) -> Result<Vec<FileRow>, StoreError> {
                 image: (r.get::<_, i64>(4)? as u64, sha(r, 5)?),
                 masks: (r.get::<_, i64>(6)? as u64, sha(r, 7)?),
                 meta: (r.get::<_, i64>(8)? as u64, sha(r, 9)?),
+                refined: match r.get::<_, Option<i64>>(10)? {
+                    Some(b) => Some((b as u64, sha(r, 11)?)),
+                    None => None,
+                },
             })
         })
         .db("listing samples")?;
@@ -361,8 +398,8 @@ pub(crate) fn load_sample(
         .prepare_cached(
             "select dir, stem, image_ext, width, height, seq, captured_unix_ns, captured_ns, \
              source, source_file, source_index, model_name, model_sha256, value, selection_json, \
-             image_bytes, image_sha256, masks_bytes, masks_sha256, meta_bytes, meta_sha256 \
-             from sample where id = ?1",
+             image_bytes, image_sha256, masks_bytes, masks_sha256, meta_bytes, meta_sha256, \
+             refined_bytes, refined_sha256 from sample where id = ?1",
         )
         .db("preparing a sample read")?
         .query_row([id], |r| {
@@ -396,6 +433,10 @@ pub(crate) fn load_sample(
                     r.get::<_, i64>(19)?,
                     sha(r, 20)?,
                 ),
+                match r.get::<_, Option<i64>>(21)? {
+                    Some(b) => Some((b, sha(r, 22)?)),
+                    None => None,
+                },
             ))
         })
         .optional()
@@ -405,6 +446,7 @@ pub(crate) fn load_sample(
         (seq, unix_ns, mono_ns, source, source_file, source_index),
         (model_name, model_sha256, value, selection_json),
         (image_bytes, image_sha, masks_bytes, masks_sha, meta_bytes, meta_sha),
+        refined_file,
     )) = row
     else {
         return Ok(None);
@@ -440,8 +482,8 @@ pub(crate) fn load_sample(
     {
         let mut st = conn
             .prepare_cached(
-                "select idx, class_id, class_name, score, x1, y1, x2, y2, area, rle \
-                 from instance where sample_id = ?1 order by idx",
+                "select idx, class_id, class_name, score, x1, y1, x2, y2, area, rle, \
+                 refined_iou, refined_rle from instance where sample_id = ?1 order by idx",
             )
             .db("preparing an instance read")?;
         let rows = st
@@ -459,13 +501,24 @@ pub(crate) fn load_sample(
                     ],
                     r.get::<_, i64>(8)?,
                     r.get::<_, String>(9)?,
+                    r.get::<_, Option<f64>>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             })
             .db("reading instances")?;
         for r in rows {
-            let (index, class_id, class_name, score, b, area, rle) = r.db("reading an instance")?;
+            let (index, class_id, class_name, score, b, area, rle, r_iou, r_rle) =
+                r.db("reading an instance")?;
             let rle = Rle::from_compressed(height, width, &rle)
                 .map_err(|e| corrupt(format!("instance {index} RLE: {e}")))?;
+            let refined = match (r_iou, r_rle) {
+                (Some(iou), Some(counts)) => Some(RefinedRecord {
+                    rle: Rle::from_compressed(height, width, &counts)
+                        .map_err(|e| corrupt(format!("instance {index} refined RLE: {e}")))?,
+                    predicted_iou: iou as f32,
+                }),
+                _ => None,
+            };
             instances.push(InstanceRecord {
                 index,
                 class_id,
@@ -474,6 +527,7 @@ pub(crate) fn load_sample(
                 bbox: BBox::new(b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32),
                 area: area as u64,
                 rle,
+                refined,
             });
         }
     }
@@ -496,6 +550,7 @@ pub(crate) fn load_sample(
         image: file(FileKind::Image(image_format), image_bytes, image_sha),
         masks: file(FileKind::Masks, masks_bytes, masks_sha),
         meta: file(FileKind::Meta, meta_bytes, meta_sha),
+        refined: refined_file.map(|(b, h)| file(FileKind::Refined, b, h)),
         instances,
     }))
 }

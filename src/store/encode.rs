@@ -4,8 +4,8 @@ use super::config::ImageFormat;
 use super::layout::{file_name, FileKind};
 use super::record::{
     hex, system_time_to_unix_ns, CapturedJson, ImageJson, InstanceJson, MasksJson, MetaFile,
-    ModelJson, NewSample, RleJson, SampleId, SourceJson, StoredInstance, MASKS_ENCODING,
-    META_FORMAT,
+    ModelJson, NewSample, RefinedJson, RleJson, SampleId, SourceJson, StoredInstance,
+    MASKS_ENCODING, META_FORMAT, REFINED_MASKS_ENCODING,
 };
 use super::StoreError;
 use image::codecs::jpeg::JpegEncoder;
@@ -13,10 +13,12 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 use sha2::{Digest, Sha256};
 
-/// The three files of a sample, ready to write.
+/// The files of a sample, ready to write.
 pub(crate) struct Encoded {
     pub image: Vec<u8>,
     pub masks: Vec<u8>,
+    /// The refined instance-id PNG, when any instance has a refined mask.
+    pub refined: Option<Vec<u8>>,
     pub meta: Vec<u8>,
     pub parsed: MetaFile,
 }
@@ -47,6 +49,20 @@ pub(crate) fn validate(s: &NewSample) -> Result<(), StoreError> {
                 inst.score
             )));
         }
+        if let Some(r) = &inst.refined {
+            let (rw, rh) = (r.mask.image_width(), r.mask.image_height());
+            if (rw, rh) != (w, h) {
+                return Err(StoreError::BadSample(format!(
+                    "instance {i}: refined mask is {rw}x{rh}, image is {w}x{h}"
+                )));
+            }
+            if !r.predicted_iou.is_finite() {
+                return Err(StoreError::BadSample(format!(
+                    "instance {i}: refined mask's predicted IoU {}",
+                    r.predicted_iou
+                )));
+            }
+        }
     }
     if !s.value.is_finite() {
         return Err(StoreError::BadSample(format!("value {}", s.value)));
@@ -65,6 +81,21 @@ pub(crate) fn encode(
     let (w, h) = s.image.dimensions();
     let image = encode_image(s.image, format, jpeg_quality)?;
     let masks = encode_instance_ids(w, h, s.instances)?;
+    let refined = if s.instances.iter().any(|i| i.refined.is_some()) {
+        // Instances without a refined mask paint nothing; ids stay `index + 1`.
+        let empty = crate::geometry::Mask::empty(w, h);
+        let as_refined: Vec<StoredInstance> = s
+            .instances
+            .iter()
+            .map(|i| StoredInstance {
+                mask: i.refined.map_or(&empty, |r| r.mask),
+                ..*i
+            })
+            .collect();
+        Some(encode_instance_ids(w, h, &as_refined)?)
+    } else {
+        None
+    };
     let unix_ns = system_time_to_unix_ns(s.captured.wall);
     let parsed = MetaFile {
         format: META_FORMAT.to_owned(),
@@ -98,6 +129,12 @@ pub(crate) fn encode(
             bytes: masks.len() as u64,
             sha256: hex(&sha256(&masks)),
         },
+        refined_masks: refined.as_ref().map(|r| MasksJson {
+            file: file_name(stem, FileKind::Refined),
+            encoding: REFINED_MASKS_ENCODING.to_owned(),
+            bytes: r.len() as u64,
+            sha256: hex(&sha256(r)),
+        }),
         value: s.value,
         reasons: s.reasons.to_vec(),
         selection: s.selection.clone(),
@@ -118,6 +155,17 @@ pub(crate) fn encode(
                         size: [h, w],
                         counts: rle.to_compressed(),
                     },
+                    mask_refined: inst.refined.map(|r| {
+                        let rle = r.mask.to_rle();
+                        RefinedJson {
+                            predicted_iou: r.predicted_iou,
+                            area: rle.area(),
+                            segmentation: RleJson {
+                                size: [h, w],
+                                counts: rle.to_compressed(),
+                            },
+                        }
+                    }),
                 }
             })
             .collect(),
@@ -127,6 +175,7 @@ pub(crate) fn encode(
     Ok(Encoded {
         image,
         masks,
+        refined,
         meta,
         parsed,
     })
@@ -211,6 +260,7 @@ mod tests {
             score,
             bbox: BBox::default(),
             mask,
+            refined: None,
         };
         // b (0.9) beats a (0.5) on columns 8..12; c ties a (0.5) and comes later, so a wins.
         let list = [inst(&a, 0.5), inst(&b, 0.9), inst(&c, 0.5)];

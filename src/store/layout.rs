@@ -6,6 +6,7 @@
 //! <dir>/samples/2026/11/24/           one directory per UTC day of capture
 //!     101502-000042.jpg               the frame (or .png)
 //!     101502-000042.masks.png         16-bit instance ids
+//!     101502-000042.refined.png       16-bit instance ids of the [refine] masks (if any)
 //!     101502-000042.json              everything else; written last
 //!     101502-000043.jpg.tmp           a file being written (never outlives a start-up)
 //! ```
@@ -23,13 +24,15 @@ pub(crate) const INDEX_FILE: &str = "index.db";
 pub(crate) const SAMPLES_DIR: &str = "samples";
 
 const MASKS_SUFFIX: &str = ".masks.png";
+const REFINED_SUFFIX: &str = ".refined.png";
 const META_SUFFIX: &str = ".json";
 
-/// One of the three files of a sample.
+/// One of the files of a sample (`Refined` only for samples with refined masks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum FileKind {
     Image(ImageFormat),
     Masks,
+    Refined,
     Meta,
 }
 
@@ -57,6 +60,7 @@ pub(crate) fn file_name(stem: &str, kind: FileKind) -> String {
     match kind {
         FileKind::Image(f) => format!("{stem}.{}", f.extension()),
         FileKind::Masks => format!("{stem}{MASKS_SUFFIX}"),
+        FileKind::Refined => format!("{stem}{REFINED_SUFFIX}"),
         FileKind::Meta => format!("{stem}{META_SUFFIX}"),
     }
 }
@@ -81,6 +85,8 @@ pub(crate) fn parse_name(name: &str) -> Name {
     }
     let (stem, kind) = if let Some(s) = name.strip_suffix(MASKS_SUFFIX) {
         (s, FileKind::Masks)
+    } else if let Some(s) = name.strip_suffix(REFINED_SUFFIX) {
+        (s, FileKind::Refined)
     } else if let Some(s) = name.strip_suffix(META_SUFFIX) {
         (s, FileKind::Meta)
     } else if let Some((s, ext)) = name.rsplit_once('.') {
@@ -221,6 +227,7 @@ mod tests {
             FileKind::Image(ImageFormat::Jpeg),
             FileKind::Image(ImageFormat::Png),
             FileKind::Masks,
+            FileKind::Refined,
             FileKind::Meta,
         ] {
             let n = file_name("101502-000042", kind);

@@ -14,8 +14,11 @@
 //! `i + 1` instance `i`; where masks overlap the higher-scored instance wins, equal scores the
 //! earlier one), and `HHMMSS-<id>.json`, the sidecar holding everything else (instances with
 //! class, score, box, COCO RLE mask and area; selection reasons and verdicts; source; times;
-//! model; the other files' sizes and sha256). The sidecar is written last and is a complete
-//! description: the index row is derived from it and can be rebuilt from it.
+//! model; the other files' sizes and sha256). A sample stored with `[refine]` masks has a fourth
+//! file, `HHMMSS-<id>.refined.png` (the same encoding, painted with the refined masks), and each
+//! refined instance carries `mask_refined` (COCO RLE, area, the refiner's predicted IoU) in the
+//! sidecar. The sidecar is written last and is a complete description: the index row is derived
+//! from it and can be rebuilt from it.
 //!
 //! Files are hashed with sha256 (already a dependency, for model files): a 720p JPEG costs
 //! about a millisecond even without SHA instructions, small beside encoding it, and a field
@@ -23,7 +26,8 @@
 //!
 //! # Storage invariants
 //!
-//! 1. Every `sample` row names three files that exist with the recorded sizes and sha256.
+//! 1. Every `sample` row names three files (four with refined masks) that exist with the recorded
+//!    sizes and sha256.
 //! 2. Every sample file under `samples/` has exactly one of: a `sample` row, a `garbage` row, or
 //!    (only between a crash and the next start-up) no row, because its Store did not commit.
 //!    A file without a row and without a `.tmp` suffix is complete; a `.tmp` file never is.
@@ -39,11 +43,12 @@
 //!
 //! *Store* (one sample, id = `meta.next_sample_id`):
 //!
-//! 1. Encode the image, the masks PNG and the sidecar JSON in memory (sizes and hashes known).
+//! 1. Encode the image, the masks PNG, the refined masks PNG (if any) and the sidecar JSON in
+//!    memory (sizes and hashes known).
 //! 2. Make room: while the quota or the free-space guard would be exceeded, *Evict*.
 //! 3. Create the day directory if needed, `fsync`ing its parent.
-//! 4. For the image, then the masks, then the JSON: write `<name>.tmp` (created with
-//!    `O_EXCL`), `fsync` it, rename it to `<name>`.
+//! 4. For the image, then the masks, then the refined masks (if any), then the JSON: write
+//!    `<name>.tmp` (created with `O_EXCL`), `fsync` it, rename it to `<name>`.
 //! 5. `fsync` the day directory.
 //! 6. In one transaction: insert the `sample`, `instance` and `reason` rows and set
 //!    `meta.next_sample_id = id + 1`; commit (durable with `synchronous = full`).
@@ -57,7 +62,8 @@
 //!
 //! 1. In one transaction, replace each victim's `sample` row (and, by cascade, its `instance`
 //!    and `reason` rows) with a `garbage` row; commit.
-//! 2. `unlink` each victim's three files (a missing file is logged: invariant 1 was broken).
+//! 2. `unlink` each victim's files (a missing file is logged: invariant 1 was broken; the
+//!    garbage row does not say whether there was a refined file, so its absence is not).
 //! 3. `fsync` the directories they were in.
 //! 4. Delete the `garbage` rows; commit. Remove day directories left empty.
 //!
@@ -113,8 +119,8 @@ pub use faults::{Faults, Step};
 pub use fs::{FreeSpace, Statvfs};
 pub use query::{Order, Query, Samples, Stats};
 pub use record::{
-    InstanceRecord, ModelRef, NewSample, SampleId, SampleRecord, StoredFile, StoredInstance,
-    META_FORMAT,
+    InstanceRecord, ModelRef, NewSample, RefinedMask, RefinedRecord, SampleId, SampleRecord,
+    StoredFile, StoredInstance, META_FORMAT,
 };
 pub use recovery::RecoveryReport;
 

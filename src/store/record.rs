@@ -54,6 +54,18 @@ pub struct StoredInstance<'a> {
     pub score: f32,
     pub bbox: BBox,
     pub mask: &'a Mask,
+    /// `[refine]`'s mask for this instance (MobileSAM prompted with its box), if any.
+    pub refined: Option<RefinedMask<'a>>,
+}
+
+/// A second, refined mask of an instance: stored in the sidecar (`mask_refined`) and painted into
+/// the sample's refined instance-id PNG.
+#[derive(Debug, Clone, Copy)]
+pub struct RefinedMask<'a> {
+    /// Of the image's size.
+    pub mask: &'a Mask,
+    /// The refining model's estimate of the mask's IoU with the object.
+    pub predicted_iou: f32,
 }
 
 /// One stored file of a sample.
@@ -89,6 +101,9 @@ pub struct SampleRecord {
     pub masks: StoredFile,
     /// The sidecar JSON.
     pub meta: StoredFile,
+    /// The refined instance-id PNG (same encoding as `masks`, only instances with a refined
+    /// mask painted), for samples stored with `[refine]` masks.
+    pub refined: Option<StoredFile>,
     pub instances: Vec<InstanceRecord>,
 }
 
@@ -105,6 +120,17 @@ pub struct InstanceRecord {
     pub area: u64,
     /// The full mask (not cut by overlaps), COCO RLE.
     pub rle: Rle,
+    /// `[refine]`'s mask, if the instance was refined.
+    pub refined: Option<RefinedRecord>,
+}
+
+/// A stored refined mask.
+#[derive(Debug, Clone)]
+pub struct RefinedRecord {
+    /// The full mask, COCO RLE.
+    pub rle: Rle,
+    /// The refining model's estimate of the mask's IoU with the object.
+    pub predicted_iou: f32,
 }
 
 impl InstanceRecord {
@@ -138,16 +164,24 @@ impl SampleRecord {
 
     /// Decodes the instance-id PNG: `width * height` ids, row-major.
     pub fn load_instance_ids(&self) -> Result<Vec<u16>, StoreError> {
-        let bytes =
-            std::fs::read(&self.masks.path).map_err(|e| StoreError::io(&self.masks.path, e))?;
+        self.load_ids(&self.masks)
+    }
+
+    /// Decodes the refined instance-id PNG (`None` for a sample without refined masks).
+    pub fn load_refined_ids(&self) -> Result<Option<Vec<u16>>, StoreError> {
+        self.refined.as_ref().map(|f| self.load_ids(f)).transpose()
+    }
+
+    fn load_ids(&self, file: &StoredFile) -> Result<Vec<u16>, StoreError> {
+        let bytes = std::fs::read(&file.path).map_err(|e| StoreError::io(&file.path, e))?;
         let (w, h, ids) =
             super::encode::decode_instance_ids(&bytes).map_err(|reason| StoreError::Corrupt {
-                what: self.masks.path.display().to_string(),
+                what: file.path.display().to_string(),
                 reason,
             })?;
         if (w, h) != (self.width, self.height) {
             return Err(StoreError::Corrupt {
-                what: self.masks.path.display().to_string(),
+                what: file.path.display().to_string(),
                 reason: format!(
                     "masks are {w}x{h}, the sample is {}x{}",
                     self.width, self.height
@@ -189,6 +223,7 @@ impl SampleRecord {
             "model": {"name": self.model_name, "sha256": self.model_sha256},
             "image": image,
             "masks": file(&self.masks),
+            "refined_masks": self.refined.as_ref().map(file),
             "meta": file(&self.meta),
             "value": self.value,
             "reasons": self.reasons,
@@ -201,6 +236,11 @@ impl SampleRecord {
                 "bbox_xyxy": [i.bbox.x1, i.bbox.y1, i.bbox.x2, i.bbox.y2],
                 "area": i.area,
                 "segmentation": {"size": [i.rle.height, i.rle.width], "counts": i.rle.to_compressed()},
+                "mask_refined": i.refined.as_ref().map(|r| serde_json::json!({
+                    "predicted_iou": r.predicted_iou,
+                    "area": r.rle.area(),
+                    "segmentation": {"size": [r.rle.height, r.rle.width], "counts": r.rle.to_compressed()},
+                })),
             })).collect::<Vec<_>>(),
         })
     }
@@ -218,6 +258,10 @@ pub(crate) struct MetaFile {
     pub model: ModelJson,
     pub image: ImageJson,
     pub masks: MasksJson,
+    /// The refined instance-id PNG; absent when no instance has a refined mask (and in sidecars
+    /// written before `[refine]` had a field of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refined_masks: Option<MasksJson>,
     pub value: f32,
     pub reasons: Vec<String>,
     pub selection: serde_json::Value,
@@ -266,6 +310,10 @@ pub(crate) struct MasksJson {
     pub sha256: String,
 }
 
+pub(crate) const REFINED_MASKS_ENCODING: &str = "16-bit grey PNG: 0 background, i+1 = the refined \
+     mask (mask_refined) of instances[i]; where they overlap the higher score wins (equal scores: \
+     the earlier instance)";
+
 pub(crate) const MASKS_ENCODING: &str = "16-bit grey PNG: 0 background, i+1 = instances[i]; \
      where instances overlap the higher score wins (equal scores: the earlier instance)";
 
@@ -280,6 +328,17 @@ pub(crate) struct InstanceJson {
     pub bbox_xyxy: [f32; 4],
     pub area: u64,
     /// COCO RLE, pycocotools' compressed string form.
+    pub segmentation: RleJson,
+    /// `[refine]`'s mask for this instance, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_refined: Option<RefinedJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RefinedJson {
+    /// The refining model's estimate of the mask's IoU with the object.
+    pub predicted_iou: f32,
+    pub area: u64,
     pub segmentation: RleJson,
 }
 

@@ -77,7 +77,8 @@ impl Store {
         // Step 5: rows whose files are missing or short.
         let rows = db::file_rows(&self.conn)?;
         let mut damaged = Vec::new();
-        let mut indexed: HashMap<(String, String), FileKind> = HashMap::new();
+        // Indexed samples: their image kind and whether they have a refined file.
+        let mut indexed: HashMap<(String, String), (FileKind, bool)> = HashMap::new();
         for r in &rows {
             let key = (r.dir.clone(), r.stem.clone());
             let found = by_stem.get(&key);
@@ -89,14 +90,10 @@ impl Store {
                     })
                 })
             };
-            let expected = [
-                (FileKind::Image(r.image_format()), r.image.0),
-                (FileKind::Masks, r.masks.0),
-                (FileKind::Meta, r.meta.0),
-            ];
+            let expected = r.files();
             let problems: Vec<String> = expected
                 .iter()
-                .filter_map(|&(kind, want)| match size_of(kind) {
+                .filter_map(|&(kind, (want, _))| match size_of(kind) {
                     None => Some(format!("{} missing", layout::file_name(&r.stem, kind))),
                     Some(got) if got != want => Some(format!(
                         "{} has {got} bytes, expected {want}",
@@ -106,7 +103,10 @@ impl Store {
                 })
                 .collect();
             if problems.is_empty() {
-                indexed.insert(key, FileKind::Image(r.image_format()));
+                indexed.insert(
+                    key,
+                    (FileKind::Image(r.image_format()), r.refined.is_some()),
+                );
             } else {
                 tracing::warn!(id = r.id, dir = r.dir, problems = ?problems, "removing damaged sample");
                 damaged.push(r.id);
@@ -124,12 +124,15 @@ impl Store {
         let max_row_id = rows.iter().map(|r| r.id).max().unwrap_or(0);
         next = next.max(max_row_id + 1);
         for ((rel_dir, stem), group) in by_stem {
-            if let Some(&image) = indexed.get(&(rel_dir.clone(), stem.clone())) {
+            if let Some(&(image, refined)) = indexed.get(&(rel_dir.clone(), stem.clone())) {
                 // An indexed sample; an image of the other format beside it is not its file
-                // (a Store interrupted before a change of `image_format`).
+                // (a Store interrupted before a change of `image_format`), nor is a refined
+                // file its row does not name.
                 for f in &group {
                     if let Name::Sample { kind, .. } = f.parsed {
-                        if matches!(kind, FileKind::Image(_)) && kind != image {
+                        let stray = (matches!(kind, FileKind::Image(_)) && kind != image)
+                            || (kind == FileKind::Refined && !refined);
+                        if stray {
                             let p = f.path(&self.samples);
                             tracing::info!(path = %p.display(), "removing a leftover image");
                             fs::remove_if_exists(&p)?;
@@ -225,7 +228,7 @@ impl Store {
             other => other,
         })
         .ok_or("unknown image format")?;
-        for (kind, name, bytes, hash) in [
+        let mut files = vec![
             (
                 FileKind::Image(format),
                 &m.image.file,
@@ -238,7 +241,11 @@ impl Store {
                 m.masks.bytes,
                 &m.masks.sha256,
             ),
-        ] {
+        ];
+        if let Some(r) = &m.refined_masks {
+            files.push((FileKind::Refined, &r.file, r.bytes, &r.sha256));
+        }
+        for (kind, name, bytes, hash) in files {
             if *name != layout::file_name(stem, kind) {
                 return Err(format!("JSON names {name}"));
             }

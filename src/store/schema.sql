@@ -1,4 +1,4 @@
--- The edgesift store index, schema version 1 (see store/mod.rs for the invariants it keeps
+-- The edgesift store index, schema version 2 (see store/mod.rs for the invariants it keeps
 -- with the files under samples/, and store/upgrade/ for how it changes).
 --
 -- Units are in column names. Times: `_unix_ns` is wall-clock nanoseconds since 1970-01-01 UTC,
@@ -13,7 +13,8 @@ create table meta (
   created_unix_ns integer not null
 );
 
--- One kept frame; its three files are samples/<dir>/<stem>.{<image_ext>,masks.png,json}.
+-- One kept frame; its files are samples/<dir>/<stem>.{<image_ext>,masks.png,json}, and
+-- <stem>.refined.png for a sample stored with [refine] masks.
 create table sample (
   id integer primary key,
   dir text not null,
@@ -42,8 +43,11 @@ create table sample (
   masks_sha256 blob not null check (length(masks_sha256) = 32),
   meta_bytes integer not null,
   meta_sha256 blob not null check (length(meta_sha256) = 32),
-  -- The three files in whole 4 KiB blocks: what the quota counts.
+  -- The files in whole 4 KiB blocks: what the quota counts.
   quota_bytes integer not null,
+  -- The refined instance-id PNG (version 2); null when the sample has none.
+  refined_bytes integer,
+  refined_sha256 blob check (refined_sha256 is null or length(refined_sha256) = 32),
 
   unique (dir, stem)
 );
@@ -65,6 +69,9 @@ create table instance (
   -- Mask pixels, and the mask as pycocotools' compressed RLE string (size: the sample's).
   area integer not null,
   rle text not null,
+  -- [refine]'s mask (same RLE form) and its predicted IoU (version 2); null when not refined.
+  refined_iou real,
+  refined_rle text,
   primary key (sample_id, idx)
 ) without rowid;
 

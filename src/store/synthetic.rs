@@ -1,7 +1,7 @@
 //! Made-up samples for tests, benchmarks and `edgesift store-stress`: a textured frame with
 //! overlapping instances of a few classes. Deterministic for a seed.
 
-use super::record::{ModelRef, NewSample, StoredInstance};
+use super::record::{ModelRef, NewSample, RefinedMask, StoredInstance};
 use crate::capture::{Origin, Timestamp};
 use crate::geometry::{BBox, Mask, PixelRect};
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,8 @@ pub struct SyntheticSample {
     pub class_ids: Vec<u32>,
     pub scores: Vec<f32>,
     pub boxes: Vec<BBox>,
+    /// Refined masks and their predicted IoU per instance (empty: none; see `with_refined`).
+    pub refined: Vec<Option<(Mask, f32)>>,
     pub origin: Origin,
     pub reasons: Vec<String>,
     pub selection: serde_json::Value,
@@ -55,6 +57,7 @@ impl SyntheticSample {
             class_ids: Vec::new(),
             scores: Vec::new(),
             boxes: Vec::new(),
+            refined: Vec::new(),
             origin: Origin {
                 source: format!("synthetic:seed={seed}"),
                 file: None,
@@ -97,6 +100,32 @@ impl SyntheticSample {
         s
     }
 
+    /// The same sample with a refined mask (its box, filled) for every other instance, as
+    /// `[refine]` would add them.
+    pub fn with_refined(mut self) -> Self {
+        let (w, h) = self.image.dimensions();
+        self.refined = self
+            .boxes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                (i % 2 == 0).then(|| {
+                    let rect = PixelRect::new(
+                        b.x1 as u32,
+                        b.y1 as u32,
+                        (b.x2 - b.x1) as u32,
+                        (b.y2 - b.y1) as u32,
+                    );
+                    (
+                        Mask::from_fn(w, h, rect, |_, _| true),
+                        0.5 + i as f32 / 100.0,
+                    )
+                })
+            })
+            .collect();
+        self
+    }
+
     /// Calls `f` with this sample as the pipeline would hand it over.
     pub fn with_sample<R>(
         &self,
@@ -112,6 +141,14 @@ impl SyntheticSample {
                 score: self.scores[i],
                 bbox: self.boxes[i],
                 mask: &self.masks[i],
+                refined: self
+                    .refined
+                    .get(i)
+                    .and_then(|r| r.as_ref())
+                    .map(|(m, iou)| RefinedMask {
+                        mask: m,
+                        predicted_iou: *iou,
+                    }),
             })
             .collect();
         let sample = NewSample {

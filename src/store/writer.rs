@@ -35,6 +35,7 @@ impl Store {
         let enc = encode::encode(s, id, &stem, self.cfg.image_format, self.cfg.jpeg_quality)?;
         let quota = blocks(enc.image.len() as u64)
             + blocks(enc.masks.len() as u64)
+            + enc.refined.as_ref().map_or(0, |r| blocks(r.len() as u64))
             + blocks(enc.meta.len() as u64);
         // Step 2.
         self.make_room(quota)?;
@@ -170,11 +171,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let fsync = self.cfg.fsync;
         let dir = fs::ensure_dir(&self.samples, Path::new(rel_dir), fsync)?;
-        let files = [
+        // The sidecar last: it makes the sample complete (recovery's test).
+        let mut files = vec![
             (FileKind::Image(self.cfg.image_format), &enc.image),
             (FileKind::Masks, &enc.masks),
-            (FileKind::Meta, &enc.meta),
         ];
+        files.extend(enc.refined.as_ref().map(|r| (FileKind::Refined, r)));
+        files.push((FileKind::Meta, &enc.meta));
         for (kind, bytes) in files {
             let name = file_name(stem, kind);
             if kind == FileKind::Meta && self.faults.crash_at == Some(Step::StoreMetaTempPartial) {
@@ -226,6 +229,7 @@ impl Store {
         for kind in [
             FileKind::Image(self.cfg.image_format),
             FileKind::Masks,
+            FileKind::Refined,
             FileKind::Meta,
         ] {
             let name = file_name(stem, kind);
@@ -310,10 +314,18 @@ impl Store {
             let format = super::config::ImageFormat::from_extension(&g.image_ext)
                 .unwrap_or(super::config::ImageFormat::Jpeg);
             let mut ok = true;
-            for kind in [FileKind::Image(format), FileKind::Masks, FileKind::Meta] {
+            // The garbage row does not say whether the sample had refined masks; removing a
+            // refined file that is not there is no loss.
+            for kind in [
+                FileKind::Image(format),
+                FileKind::Masks,
+                FileKind::Refined,
+                FileKind::Meta,
+            ] {
                 let path = dir.join(file_name(&g.stem, kind));
                 match fs::remove_if_exists(&path) {
                     Ok(true) => {}
+                    Ok(false) if kind == FileKind::Refined => {}
                     Ok(false) if live => {
                         tracing::warn!(id = g.id, path = %path.display(), "evicted sample had lost a file")
                     }

@@ -13,7 +13,8 @@
 //! - For MobileSAM: [`DepthwiseCpu`] (TinyViT's depthwise convolutions, GELU fused), [`GeluCpu`]
 //!   (exact erf GELU), [`LayerNormCpu`] (two-pass, last axis or NCHW channels) and
 //!   [`WindowAttentionCpu`] (TinyViT's windowed attention, one task per window and head),
-//!   [`LinearCpu`] (token-row products with bias, GELU or a residual fused).
+//!   [`LinearCpu`] (token-row products with bias, GELU or a residual fused), and [`LinearI8`],
+//!   the same with int8 weights and per-token activation scales (quantized MobileSAM).
 //!
 //! candle's generic `conv2d` re-lays out its input and kernel on every call and runs bias and
 //! activation as separate passes over fresh tensors; see docs/PERFORMANCE.md for the figures.
@@ -27,6 +28,7 @@ mod linear;
 mod norm;
 mod qconv;
 mod qgemm;
+mod qlinear;
 mod upsample;
 
 pub(crate) use attention::WindowAttentionCpu;
@@ -36,4 +38,5 @@ pub(crate) use gelu::GeluCpu;
 pub(crate) use linear::{LinearAdd, LinearCpu};
 pub(crate) use norm::{LayerNormCpu, NormAxis};
 pub(crate) use qconv::{quantize_rows, ConvI8, ConvI8Add};
+pub(crate) use qlinear::{LinearI8, LinearI8Add};
 pub(crate) use upsample::Upsample2xCpu;

@@ -422,7 +422,7 @@ fn input_range(x: &[f32]) -> (f32, u8) {
 }
 
 /// `q[i] = clamp(round(x[i] / s) + z)`, `inv = 1 / s`; NaN becomes `z`, infinities clamp.
-fn quantize_row(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
+pub(super) fn quantize_row(x: &[f32], inv: f32, z: u8, q: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]

@@ -212,6 +212,8 @@ pub struct SamEverything {
     sam: MobileSam,
     opts: EverythingOptions,
     info: ModelInfo,
+    /// Instances kept per frame at most (the highest predicted IoU first).
+    max_det: usize,
 }
 
 impl SamEverything {
@@ -234,7 +236,47 @@ impl SamEverything {
                 c2f_depths: Vec::new(),
             },
         };
-        Self { sam, opts, info }
+        Self {
+            sam,
+            opts,
+            info,
+            max_det: usize::MAX,
+        }
+    }
+
+    /// The `[model] backend = "mobilesam-everything"` segmenter: the MobileSAM file at `path`
+    /// (refusing, with the `arch` key named, a file that is not MobileSAM) on `device`, with
+    /// `[model.everything]`, `iou` as the box NMS threshold and `max_det` as the cap.
+    pub fn from_config(
+        path: &std::path::Path,
+        device: &candle_core::Device,
+        cfg: &crate::segment::ModelConfig,
+    ) -> Result<Self, SegmentError> {
+        let weights = crate::segment::Weights::open(path)?;
+        if !super::is_mobilesam(&weights) {
+            return Err(SegmentError::Metadata {
+                key: "arch".into(),
+                reason: format!(
+                    "{} is not a MobileSAM file (model.backend = \"{}\" needs one, from \
+                     scripts/export_mobilesam.py)",
+                    path.display(),
+                    crate::segment::BACKEND_EVERYTHING
+                ),
+            });
+        }
+        drop(weights);
+        let sam = MobileSam::load(path, device)?;
+        let e = &cfg.everything;
+        let opts = EverythingOptions {
+            points_per_side: e.points_per_side,
+            pred_iou_thresh: e.pred_iou_thresh,
+            stability_score_thresh: e.stability_score_thresh,
+            box_nms_thresh: cfg.iou,
+            ..Default::default()
+        };
+        let mut me = Self::new(sam, opts);
+        me.max_det = cfg.max_det;
+        Ok(me)
     }
 }
 
@@ -257,6 +299,7 @@ impl Segmenter for SamEverything {
         let t2 = Instant::now();
         let instances = masks
             .into_iter()
+            .take(self.max_det)
             .map(|m| Instance {
                 class_id: 0,
                 score: m.predicted_iou,

@@ -17,12 +17,14 @@ mod decoder;
 mod everything;
 mod nn;
 mod pixels;
+mod quantize;
 mod refine;
 mod tiny_vit;
 
 pub use decoder::PointPrompt;
 pub use everything::{nms, AutoMask, EverythingOptions, SamEverything};
 pub use pixels::{input_size, logits_at_original, normalise_and_pad, resize_pil_bilinear};
+pub(crate) use quantize::int8_tensors;
 pub use refine::{RefineConfig, Refined, RefinedInstance, Refiner, DEFAULT_REFINE_MODEL};
 
 use super::layers::Target;
@@ -37,6 +39,15 @@ use tiny_vit::{TinyVit, OUT_CHANS};
 
 /// The `arch` metadata `scripts/export_mobilesam.py` writes.
 pub const ARCH: &str = "mobilesam-vit_t";
+
+/// Whether `weights` hold MobileSAM: the `arch` metadata, or (files without it) the first
+/// tensor of its image encoder.
+pub fn is_mobilesam(weights: &Weights) -> bool {
+    match weights.metadata().get("arch") {
+        Some(arch) => arch == ARCH,
+        None => weights.contains("image_encoder.patch_embed.seq.0.c.weight"),
+    }
+}
 /// Prompts decoded together at most. Each costs tens of MB of temporaries, and batching measured
 /// slower per prompt than one at a time on a 2-core CPU (`edgesift bench-sam`).
 const MAX_DECODE_BATCH: usize = 1;

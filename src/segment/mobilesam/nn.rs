@@ -3,7 +3,8 @@
 //! generic ops elsewhere.
 
 use crate::segment::kernels::{
-    ConvAdd, ConvCpu, DepthwiseCpu, GeluCpu, LayerNormCpu, LinearAdd, LinearCpu, NormAxis,
+    ConvAdd, ConvCpu, ConvI8, ConvI8Add, DepthwiseCpu, GeluCpu, LayerNormCpu, LinearAdd, LinearCpu,
+    LinearI8, LinearI8Add, NormAxis,
 };
 use crate::segment::layers::Target;
 use crate::segment::weights::Scope;
@@ -14,6 +15,47 @@ use candle_core::Tensor;
 const BN_EPS: f64 = 1e-5;
 
 type Result<T> = std::result::Result<T, SegmentError>;
+
+/// Folds `Conv2d_BN`'s BatchNorm into `w` (`[c_out, ...]`, scaled in place); returns the bias.
+pub(super) fn fold_bn(
+    w: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+) -> Vec<f32> {
+    let c_out = gamma.len();
+    let per_out = w.len() / c_out.max(1);
+    let mut bias = Vec::with_capacity(c_out);
+    for o in 0..c_out {
+        let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
+        for v in &mut w[o * per_out..(o + 1) * per_out] {
+            *v = (*v as f64 * scale) as f32;
+        }
+        bias.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
+    }
+    bias
+}
+
+/// The int8 weights `name` (`edgesift quantize --dtype int8`: `name` in -127..=127 and
+/// `name_scale` per output channel), or `None` when `name` is stored as floats.
+fn int8_weights(s: &Scope, name: &str, shape: &[usize]) -> Result<Option<(Vec<i8>, Vec<f32>)>> {
+    if s.dtype(name)? != safetensors::tensor::Dtype::I8 {
+        return Ok(None);
+    }
+    let q = s.i8(name, shape)?;
+    let scale = s.f32(&format!("{name}_scale"), &shape[..1])?;
+    Ok(Some((q, scale)))
+}
+
+/// `v * scale[row]`: int8 weights back to f32 (devices without int8 kernels, depthwise).
+fn dequantize(q: &[i8], scale: &[f32]) -> Vec<f32> {
+    let per_row = q.len() / scale.len().max(1);
+    q.iter()
+        .enumerate()
+        .map(|(i, &v)| v as f32 * scale[i / per_row.max(1)])
+        .collect()
+}
 
 /// Exact (erf) GELU.
 pub(super) fn gelu(x: &Tensor) -> Result<Tensor> {
@@ -35,6 +77,8 @@ pub(super) struct Conv {
 #[derive(Debug)]
 enum ConvImpl {
     Dense(ConvCpu),
+    /// int8 weights (`edgesift quantize --dtype int8`); the activation runs as its own pass.
+    Int8(ConvI8),
     Depthwise(DepthwiseCpu),
     Candle {
         weight: Tensor,
@@ -59,20 +103,20 @@ impl Conv {
         groups: usize,
         gelu: bool,
     ) -> Result<Self> {
-        let mut w = s.f32("c.weight", &[c_out, c_in / groups, k, k])?;
-        let gamma = s.f32("bn.weight", &[c_out])?;
-        let beta = s.f32("bn.bias", &[c_out])?;
-        let mean = s.f32("bn.running_mean", &[c_out])?;
-        let var = s.f32("bn.running_var", &[c_out])?;
-        let per_out = w.len() / c_out;
-        let mut bias = Vec::with_capacity(c_out);
-        for o in 0..c_out {
-            let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
-            for v in &mut w[o * per_out..(o + 1) * per_out] {
-                *v = (*v as f64 * scale) as f32;
-            }
-            bias.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
+        let shape = [c_out, c_in / groups, k, k];
+        // Quantized files hold the folded bias (`c.bias`) instead of `bn.*`.
+        if let Some((q, scale)) = int8_weights(&s.pp("c"), "weight", &shape)? {
+            let bias = s.f32("c.bias", &[c_out])?;
+            return Self::build_int8(t, q, scale, bias, c_in, k, stride, groups, gelu);
         }
+        let mut w = s.f32("c.weight", &shape)?;
+        let bias = fold_bn(
+            &mut w,
+            &s.f32("bn.weight", &[c_out])?,
+            &s.f32("bn.bias", &[c_out])?,
+            &s.f32("bn.running_mean", &[c_out])?,
+            &s.f32("bn.running_var", &[c_out])?,
+        );
         Self::build(t, w, bias, c_in, k, stride, groups, gelu)
     }
 
@@ -85,13 +129,39 @@ impl Conv {
         k: usize,
         has_bias: bool,
     ) -> Result<Self> {
-        let w = s.f32("weight", &[c_out, c_in, k, k])?;
         let b = if has_bias {
             s.f32("bias", &[c_out])?
         } else {
             vec![0.0; c_out]
         };
+        if let Some((q, scale)) = int8_weights(s, "weight", &[c_out, c_in, k, k])? {
+            return Self::build_int8(t, q, scale, b, c_in, k, 1, 1, false);
+        }
+        let w = s.f32("weight", &[c_out, c_in, k, k])?;
         Self::build(t, w, b, c_in, k, 1, 1, false)
+    }
+
+    /// Dense int8 weights on the CPU in f32 run the int8 kernel; anything else is dequantized.
+    #[allow(clippy::too_many_arguments)]
+    fn build_int8(
+        t: &Target,
+        q: Vec<i8>,
+        scale: Vec<f32>,
+        b: Vec<f32>,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        gelu: bool,
+    ) -> Result<Self> {
+        if t.native() && groups == 1 {
+            let op = ConvI8::new(&q, scale, b, c_in, k, stride, false);
+            return Ok(Self {
+                imp: ConvImpl::Int8(op),
+                gelu,
+            });
+        }
+        Self::build(t, dequantize(&q, &scale), b, c_in, k, stride, groups, gelu)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -126,6 +196,7 @@ impl Conv {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.imp {
             ConvImpl::Dense(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
+            ConvImpl::Int8(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
             // GELU is fused into the depthwise kernel.
             ConvImpl::Depthwise(op) => return Ok(x.contiguous()?.apply_op1_no_bwd(op)?),
             ConvImpl::Candle {
@@ -152,6 +223,9 @@ impl Conv {
             ConvImpl::Dense(op) => Ok(x
                 .contiguous()?
                 .apply_op2_no_bwd(&residual.contiguous()?, &ConvAdd(op))?),
+            ConvImpl::Int8(op) => Ok(x
+                .contiguous()?
+                .apply_op2_no_bwd(&residual.contiguous()?, &ConvI8Add(op))?),
             _ => Ok((self.forward(x)? + residual)?),
         }
     }
@@ -161,6 +235,8 @@ impl Conv {
 #[derive(Debug)]
 pub(super) enum Linear {
     Native(LinearCpu),
+    /// int8 weights (`edgesift quantize --dtype int8`) on the CPU.
+    Int8(LinearI8),
     Candle {
         /// `[in, out]`, transposed once at load so the product reads it row-major.
         w_t: Tensor,
@@ -183,14 +259,20 @@ impl Linear {
         c_out: usize,
         gelu: bool,
     ) -> Result<Self> {
-        let w = s.f32("weight", &[c_out, c_in])?;
+        let bias = s.f32("bias", &[c_out])?;
+        let w = match int8_weights(s, "weight", &[c_out, c_in])? {
+            Some((q, scale)) if t.native() => {
+                return Ok(Self::Int8(LinearI8::new(&q, scale, bias, c_in, gelu)))
+            }
+            Some((q, scale)) => dequantize(&q, &scale),
+            None => s.f32("weight", &[c_out, c_in])?,
+        };
         let mut w_t = vec![0f32; w.len()];
         for o in 0..c_out {
             for i in 0..c_in {
                 w_t[i * c_out + o] = w[o * c_in + i];
             }
         }
-        let bias = s.f32("bias", &[c_out])?;
         if t.native() {
             return Ok(Self::Native(LinearCpu::new(w_t, bias, c_in, gelu)));
         }
@@ -205,6 +287,7 @@ impl Linear {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (w_t, bias, c_out, act) = match self {
             Self::Native(op) => return Ok(x.contiguous()?.apply_op1_no_bwd(op)?),
+            Self::Int8(op) => return Ok(x.contiguous()?.apply_op1_no_bwd(op)?),
             Self::Candle {
                 w_t,
                 bias,
@@ -232,6 +315,9 @@ impl Linear {
             Self::Native(op) => Ok(x
                 .contiguous()?
                 .apply_op2_no_bwd(&residual.contiguous()?, &LinearAdd(op))?),
+            Self::Int8(op) => Ok(x
+                .contiguous()?
+                .apply_op2_no_bwd(&residual.contiguous()?, &LinearI8Add(op))?),
             Self::Candle { .. } => Ok((self.forward(x)? + residual)?),
         }
     }

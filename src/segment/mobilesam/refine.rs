@@ -83,21 +83,14 @@ pub struct Refined {
 }
 
 impl Refined {
-    /// The sidecar form: refined masks as COCO RLE, keyed by instance index.
-    pub fn to_json(&self, model: &super::MobileSamInfo) -> serde_json::Value {
+    /// How the masks were made, for the sample's selection record (the masks themselves are
+    /// stored by the store, per instance).
+    pub fn summary_json(&self, model: &super::MobileSamInfo) -> serde_json::Value {
         serde_json::json!({
             "model": { "name": model.name, "sha256": model.sha256 },
             "encoder_ms": self.encoder.as_secs_f64() * 1e3,
             "decoder_ms": self.decoder.as_secs_f64() * 1e3,
-            "instances": self.instances.iter().map(|r| {
-                let rle = r.mask.to_rle();
-                serde_json::json!({
-                    "instance": r.index,
-                    "predicted_iou": r.predicted_iou,
-                    "area": r.mask.area(),
-                    "mask": { "size": [rle.height, rle.width], "counts": rle.to_compressed() },
-                })
-            }).collect::<Vec<_>>(),
+            "instances": self.instances.len(),
         })
     }
 }
