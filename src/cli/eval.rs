@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// Network input size (multiple of 32); default: the model's training size.
     #[arg(long)]
     imgsz: Option<u32>,
+    /// One class per box, as the daemon predicts; by default every class above `conf` makes a
+    /// detection of its own, as ultralytics' `val` scores (its `multi_label`).
+    #[arg(long)]
+    single_label: bool,
     /// Score only the first N images.
     #[arg(long)]
     limit: Option<usize>,
@@ -42,6 +46,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         post: PostOptions {
             conf: a.conf,
             iou: a.iou,
+            multi_label: !a.single_label,
             ..Default::default()
         },
         ..Default::default()

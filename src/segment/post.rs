@@ -21,6 +21,10 @@ pub struct PostOptions {
     pub max_det: usize,
     /// Most candidates entering NMS (`max_nms`).
     pub max_nms: usize,
+    /// Every class scoring above `conf` makes a candidate of its own, not only the best one
+    /// (ultralytics' `multi_label`, which its `val` uses and its predictor does not): what mAP
+    /// is quoted with, since low-scored second guesses add recall at the tail of the curve.
+    pub multi_label: bool,
 }
 
 impl Default for PostOptions {
@@ -30,6 +34,7 @@ impl Default for PostOptions {
             iou: 0.7,
             max_det: 300,
             max_nms: 30_000,
+            multi_label: false,
         }
     }
 }
@@ -96,25 +101,40 @@ fn nms(raw: &RawView, opts: &PostOptions) -> Vec<Candidate> {
     let a = raw.anchors;
     let mut cands: Vec<Candidate> = Vec::new();
     for anchor in 0..a {
+        let v = |row: usize| raw.pred[row * a + anchor];
+        let candidate = |class_id: usize, score: f32| Candidate {
+            anchor,
+            class_id,
+            score,
+            bbox: BBox::from_cxcywh(v(0), v(1), v(2), v(3)),
+        };
+        if opts.multi_label {
+            for k in 0..raw.num_classes {
+                let s = v(4 + k);
+                if s > opts.conf {
+                    cands.push(candidate(k, s));
+                }
+            }
+            continue;
+        }
         let mut best = (0usize, f32::NEG_INFINITY);
         for k in 0..raw.num_classes {
-            let s = raw.pred[(4 + k) * a + anchor];
+            let s = v(4 + k);
             if s > best.1 {
                 best = (k, s);
             }
         }
         if best.1 > opts.conf {
-            let v = |row: usize| raw.pred[row * a + anchor];
-            cands.push(Candidate {
-                anchor,
-                class_id: best.0,
-                score: best.1,
-                bbox: BBox::from_cxcywh(v(0), v(1), v(2), v(3)),
-            });
+            cands.push(candidate(best.0, best.1));
         }
     }
-    // Highest score first; equal scores keep anchor order so the result is deterministic.
-    cands.sort_by(|p, q| q.score.total_cmp(&p.score).then(p.anchor.cmp(&q.anchor)));
+    // Highest score first; equal scores keep (anchor, class) order so the result is deterministic.
+    cands.sort_by(|p, q| {
+        q.score
+            .total_cmp(&p.score)
+            .then(p.anchor.cmp(&q.anchor))
+            .then(p.class_id.cmp(&q.class_id))
+    });
     cands.truncate(opts.max_nms);
     let mut kept: Vec<Candidate> = Vec::new();
     for c in cands {
@@ -373,6 +393,34 @@ mod tests {
             kept.iter().map(|c| c.anchor).collect::<Vec<_>>(),
             vec![0, 1]
         );
+    }
+
+    #[test]
+    fn multi_label_makes_a_candidate_per_class_above_conf() {
+        // Anchor 0 scores 0.9 car and 0.3 truck: single-label keeps only the car; multi-label
+        // also the truck guess on the same box (NMS is per class), ordered by score.
+        let pred = raw_from(&[
+            vec![50.0, 50.0, 40.0, 40.0, 0.9, 0.3, 1.0],
+            vec![10.0, 10.0, 5.0, 5.0, 0.2, 0.6, 1.0],
+        ]);
+        let proto = vec![1.0; 16 * 16];
+        let raw = view(&pred, 2, 2, &proto, 16, 16);
+        let pairs = |opts: &PostOptions| -> Vec<(usize, usize)> {
+            nms(&raw, opts)
+                .iter()
+                .map(|c| (c.anchor, c.class_id))
+                .collect()
+        };
+        let single = PostOptions {
+            conf: 0.25,
+            ..Default::default()
+        };
+        assert_eq!(pairs(&single), vec![(0, 0), (1, 1)]);
+        let multi = PostOptions {
+            multi_label: true,
+            ..single
+        };
+        assert_eq!(pairs(&multi), vec![(0, 0), (1, 1), (0, 1)]);
     }
 
     #[test]
