@@ -8,7 +8,7 @@
 use super::{Select, Stages, StoreSink};
 use crate::capture::CaptureError;
 use crate::config::{Config, ConfigError};
-use crate::segment::{ModelInfo, SegmentError, Segmenter, YoloSegmenter};
+use crate::segment::{Backend, ModelInfo, SegmentError, Segmenter, TfliteSegmenter, YoloSegmenter};
 use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +77,7 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
     Ok(Assembled {
         stages: Stages {
             source,
-            segmenter: Box::new(segmenter),
+            segmenter,
             select,
             sink,
         },
@@ -89,11 +89,15 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
     })
 }
 
-fn load_model(cfg: &Config, path: &Path) -> Result<YoloSegmenter, AssembleError> {
+fn load_model(cfg: &Config, path: &Path) -> Result<Box<dyn Segmenter>, AssembleError> {
     let wrap = |source| AssembleError::Model {
         path: path.to_owned(),
         source,
     };
+    if cfg.model.parse_backend().map_err(|e| e.within("model"))? == Backend::Tflite {
+        let seg = TfliteSegmenter::load(path, cfg.model.tflite_options()).map_err(wrap)?;
+        return Ok(Box::new(seg));
+    }
     let device = cfg
         .model
         .parse_device()
@@ -101,7 +105,7 @@ fn load_model(cfg: &Config, path: &Path) -> Result<YoloSegmenter, AssembleError>
         .open()
         .map_err(wrap)?;
     let opts = cfg.model.options(device).map_err(|e| e.within("model"))?;
-    YoloSegmenter::load(path, opts).map_err(wrap)
+    Ok(Box::new(YoloSegmenter::load(path, opts).map_err(wrap)?))
 }
 
 /// MobileSAM for `[refine]` (kept frames' masks), on the CPU.

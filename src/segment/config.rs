@@ -1,6 +1,6 @@
 //! `[model]`: which model runs, where, and its thresholds.
 
-use super::{ModelOptions, PostOptions, SegmentError};
+use super::{ModelOptions, PostOptions, SegmentError, TfliteOptions};
 use crate::config::{check_range, ConfigError};
 use candle_core::{DType, Device};
 use serde::Deserialize;
@@ -15,6 +15,11 @@ pub const SYSTEM_MODEL_DIR: &str = "/usr/share/edgesift/models";
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// `candle` (safetensors on edgesift's own network, CPU or CUDA) or `tflite` (a `.tflite`
+    /// file from scripts/export_tflite.py on LiteRT, CPU; needs a build with `--features
+    /// tflite`). With `tflite`, `dtype`, `imgsz` and `square` do not apply (the model file fixes
+    /// its input). Default: `candle`.
+    pub backend: String,
     /// Weights file (safetensors from scripts/export_ultralytics.py). A relative path is looked up
     /// next to the config file, then in `models/` beside the config directory, then in
     /// `$EDGESIFT_MODEL_DIR` and `/usr/share/edgesift/models`.
@@ -40,6 +45,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            backend: "candle".into(),
             path: PathBuf::from(DEFAULT_MODEL),
             device: "auto".into(),
             dtype: "f32".into(),
@@ -66,11 +72,44 @@ impl ModelConfig {
             }
         }
         self.parse_dtype()?;
-        self.parse_device()?;
+        let device = self.parse_device()?;
+        if self.parse_backend()? == Backend::Tflite && matches!(device, DeviceChoice::Cuda(_)) {
+            return Err(ConfigError::new(
+                "device",
+                format!(
+                    "`{}`: the tflite backend runs on the CPU (use cpu or auto)",
+                    self.device
+                ),
+            ));
+        }
         if self.path.as_os_str().is_empty() {
             return Err(ConfigError::new("path", "must name a model file"));
         }
         Ok(())
+    }
+
+    pub fn parse_backend(&self) -> Result<Backend, ConfigError> {
+        match self.backend.as_str() {
+            "candle" => Ok(Backend::Candle),
+            "tflite" => Ok(Backend::Tflite),
+            other => Err(ConfigError::new(
+                "backend",
+                format!("`{other}` is not one of candle, tflite"),
+            )),
+        }
+    }
+
+    /// The options of the tflite backend (thresholds only: the model fixes its input).
+    pub fn tflite_options(&self) -> TfliteOptions {
+        TfliteOptions {
+            post: PostOptions {
+                conf: self.conf,
+                iou: self.iou,
+                max_det: self.max_det,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 
     pub fn parse_dtype(&self) -> Result<DType, ConfigError> {
@@ -134,6 +173,13 @@ impl ModelConfig {
             },
         })
     }
+}
+
+/// The `backend` setting, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Candle,
+    Tflite,
 }
 
 /// The `device` setting, parsed.
@@ -238,6 +284,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.parse_device().unwrap(), DeviceChoice::Cuda(1));
+        let c = ModelConfig {
+            backend: "onnx".into(),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "backend");
+        assert!(e.problem.contains("`onnx`"), "{}", e.problem);
+        let c = ModelConfig {
+            backend: "tflite".into(),
+            device: "cuda:0".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "device");
+        let c = ModelConfig {
+            backend: "tflite".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.parse_backend().unwrap(), Backend::Tflite);
     }
 
     #[test]

@@ -19,14 +19,16 @@ pub mod mobilesam;
 mod post;
 mod pre;
 mod quantize;
+pub mod tflite;
 mod weights;
 mod yolov8_seg;
 
-pub use config::{DeviceChoice, ModelConfig, DEFAULT_MODEL, SYSTEM_MODEL_DIR};
+pub use config::{Backend, DeviceChoice, ModelConfig, DEFAULT_MODEL, SYSTEM_MODEL_DIR};
 pub use error::SegmentError;
 pub use post::{postprocess, PostOptions, RawView};
 pub use pre::Letterbox;
 pub use quantize::{quantize, QuantizeSummary, WeightDtype};
+pub use tflite::{TfliteOptions, TfliteSegmenter};
 pub use weights::Weights;
 pub use yolov8_seg::{Architecture, RawOutput, YoloV8Seg, STRIDES};
 
