@@ -81,15 +81,15 @@ pub enum Backend {
 
 /// A loaded YOLOv8-seg on either backend.
 enum Loaded {
-    Candle(YoloSegmenter),
-    Tflite(TfliteSegmenter),
+    Candle(Box<YoloSegmenter>),
+    Tflite(Box<TfliteSegmenter>),
 }
 
 impl Loaded {
     fn seg(&mut self) -> &mut dyn Segmenter {
         match self {
-            Loaded::Candle(s) => s,
-            Loaded::Tflite(s) => s,
+            Loaded::Candle(s) => s.as_mut(),
+            Loaded::Tflite(s) => s.as_mut(),
         }
     }
     fn info(&self) -> &ModelInfo {
@@ -168,15 +168,15 @@ pub fn run(a: SegmentArgs) -> anyhow::Result<ExitCode> {
                 post: opts.post,
                 ..Default::default()
             };
-            Loaded::Tflite(
+            Loaded::Tflite(Box::new(
                 TfliteSegmenter::load(&a.model, opts)
                     .with_context(|| format!("loading model {}", a.model.display()))?,
-            )
+            ))
         }
-        _ => Loaded::Candle(
+        _ => Loaded::Candle(Box::new(
             YoloSegmenter::load(&a.model, opts)
                 .with_context(|| format!("loading model {}", a.model.display()))?,
-        ),
+        )),
     };
     let det = seg
         .seg()

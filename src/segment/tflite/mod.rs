@@ -22,6 +22,9 @@
 //! Class names come from the sidecar `X.json` the export script writes beside `X.tflite`
 //! (`names`, `imgsz`); without it classes are called `class<i>`.
 
+// Without the feature only `TfliteSegmenter::load` (which says so) and the tests use this.
+#![cfg_attr(not(feature = "tflite"), allow(dead_code))]
+
 use super::post::{postprocess, PostOptions, RawView};
 use super::pre::Letterbox;
 use super::{Architecture, Detections, ModelInfo, SegmentError, Segmenter, Timings, STRIDES};
@@ -306,21 +309,21 @@ fn dequantize(t: &TensorDesc, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), Se
 /// Bytes of the input tensor for each 8-bit colour value (0..255 maps to 0..1 first).
 fn input_lut(t: &TensorDesc) -> InputLut {
     match (t.dtype, t.quant) {
-        (ElemType::I8, Some((s, z))) => InputLut::Byte(std::array::from_fn(|v| {
+        (ElemType::I8, Some((s, z))) => InputLut::Byte(Box::new(std::array::from_fn(|v| {
             let q = (v as f32 / 255.0 / s).round() as i32 + z;
             q.clamp(-128, 127) as i8 as u8
-        })),
-        (ElemType::U8, Some((s, z))) => InputLut::Byte(std::array::from_fn(|v| {
+        }))),
+        (ElemType::U8, Some((s, z))) => InputLut::Byte(Box::new(std::array::from_fn(|v| {
             let q = (v as f32 / 255.0 / s).round() as i32 + z;
             q.clamp(0, 255) as u8
-        })),
-        _ => InputLut::Float(std::array::from_fn(|v| v as f32 / 255.0)),
+        }))),
+        _ => InputLut::Float(Box::new(std::array::from_fn(|v| v as f32 / 255.0))),
     }
 }
 
 enum InputLut {
-    Float([f32; 256]),
-    Byte([u8; 256]),
+    Float(Box<[f32; 256]>),
+    Byte(Box<[u8; 256]>),
 }
 
 /// YOLOv8-seg on a TFLite interpreter, with edgesift's letterbox and post-processing.

@@ -4,7 +4,7 @@
 //! Why not the `tflite` crate: it vendors TensorFlow Lite 1.15.5 (2019), whose op resolver stops
 //! at versions older than what a current converter writes (TRANSPOSE_CONV v3, the mask-prototype
 //! upsampling with its bias input; int8 DEPTH_TO_SPACE/TRANSPOSE_CONV not at all) and has no
-//! XNNPACK. See docs/PERFORMANCE.md#tflite.
+//! XNNPACK. See docs/PERFORMANCE.md#tflite-backend.
 //!
 //! `libLiteRt.so` comes from the `ai-edge-litert` wheel (scripts/tflite.sh fetches it and sets
 //! `LITERT_LIB_DIR`); build.rs links it and puts its directory on the binary's rpath. No crate
