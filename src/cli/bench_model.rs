@@ -17,9 +17,8 @@ pub struct BenchModelArgs {
     /// a .tflite file from scripts/export_tflite.py with --backend tflite).
     #[arg(long)]
     model: PathBuf,
-    /// `candle` or `tflite` (LiteRT on the CPU; needs a build with `--features tflite`; the input
-    /// size is the model's own, --imgsz and --dtype do not apply, and LiteRT picks its own thread
-    /// count: compare with `taskset` or on a machine with --threads cores).
+    /// `candle` or `tflite` (LiteRT on the CPU, --threads threads; needs a build with `--features
+    /// tflite`; the input size is the model's own, --imgsz and --dtype do not apply).
     #[arg(long, default_value = "candle", value_parser = ["candle", "tflite"])]
     backend: String,
     /// Square input size (multiple of 32).
@@ -149,7 +148,11 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
 /// `--backend tflite`: the LiteRT interpreter alone (input already encoded, outputs left raw).
 fn run_tflite(a: &BenchModelArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
-    let mut seg = TfliteSegmenter::load(&a.model, TfliteOptions::default())
+    let opts = TfliteOptions {
+        threads: a.threads,
+        ..Default::default()
+    };
+    let mut seg = TfliteSegmenter::load(&a.model, opts)
         .with_context(|| format!("loading {}", a.model.display()))?;
     let load = t0.elapsed();
     let [h, w] = seg.imgsz();
@@ -181,9 +184,10 @@ fn run_tflite(a: &BenchModelArgs) -> anyhow::Result<ExitCode> {
     };
     let info = seg.info();
     println!(
-        "model {} (tflite, {} classes), input {w}x{h}, boxes {}",
+        "model {} (tflite, {} classes), input {w}x{h}, threads {}, boxes {}",
         a.model.display(),
         info.architecture.num_classes,
+        a.threads,
         if seg.boxes_normalized() {
             "normalized"
         } else {

@@ -19,8 +19,9 @@ pub struct SegmentArgs {
     /// --backend mobilesam).
     #[arg(long)]
     model: PathBuf,
-    /// `candle` (= `yolo`: YOLOv8-seg on candle), `tflite` (YOLOv8-seg on TensorFlow Lite; builds
-    /// with `--features tflite`) or `mobilesam` (masks for --boxes/--points).
+    /// `candle` (= `yolo`: YOLOv8-seg on candle), `tflite` (YOLOv8-seg on TensorFlow Lite, CPU;
+    /// builds with `--features tflite`; the .tflite file fixes the input size, so --imgsz and
+    /// --square do not apply) or `mobilesam` (masks for --boxes/--points).
     #[arg(long, value_enum, default_value_t = Backend::Yolo)]
     backend: Backend,
     /// MobileSAM box prompts `x0,y0,x1,y1` in image pixels, one mask each.

@@ -40,6 +40,9 @@ pub struct ModelConfig {
     pub iou: f32,
     /// Most instances per frame. Default: 300.
     pub max_det: usize,
+    /// Threads of the tflite backend (LiteRT's CPU accelerator), 0..=64; 0 leaves LiteRT's
+    /// default (one). The candle backend uses rayon's pool (`RAYON_NUM_THREADS`). Default: 0.
+    pub threads: usize,
 }
 
 impl Default for ModelConfig {
@@ -54,6 +57,7 @@ impl Default for ModelConfig {
             conf: 0.25,
             iou: 0.7,
             max_det: 300,
+            threads: 0,
         }
     }
 }
@@ -63,6 +67,7 @@ impl ModelConfig {
         check_range("conf", self.conf, 0.0, 1.0)?;
         check_range("iou", self.iou, 0.0, 1.0)?;
         check_range("max_det", self.max_det, 1, 10_000)?;
+        check_range("threads", self.threads, 0, 64)?;
         if let Some(s) = self.imgsz {
             if s == 0 || s % 32 != 0 || s > 4096 {
                 return Err(ConfigError::new(
@@ -102,6 +107,7 @@ impl ModelConfig {
     /// The options of the tflite backend (thresholds only: the model fixes its input).
     pub fn tflite_options(&self) -> TfliteOptions {
         TfliteOptions {
+            threads: self.threads,
             post: PostOptions {
                 conf: self.conf,
                 iou: self.iou,
@@ -302,6 +308,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.parse_backend().unwrap(), Backend::Tflite);
+        let c = ModelConfig {
+            threads: 65,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "threads");
     }
 
     #[test]

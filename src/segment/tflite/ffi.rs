@@ -19,6 +19,7 @@ pub type LiteRtTensor = *mut c_void;
 pub type LiteRtOptions = *mut c_void;
 pub type LiteRtCompiledModel = *mut c_void;
 pub type LiteRtTensorBuffer = *mut c_void;
+pub type LiteRtOpaqueOptions = *mut c_void;
 pub type LiteRtParamIndex = usize;
 pub type LiteRtHwAcceleratorSet = c_int;
 pub const kLiteRtHwAcceleratorCpu: LiteRtHwAcceleratorSet = 1;
@@ -150,6 +151,18 @@ extern "C" {
     pub fn LiteRtSetOptionsHardwareAccelerators(
         options: LiteRtOptions,
         hardware_accelerators: LiteRtHwAcceleratorSet,
+    ) -> LiteRtStatus;
+    pub fn LiteRtCreateOpaqueOptions(
+        payload_identifier: *const c_char,
+        payload_data: *mut c_void,
+        payload_destructor: Option<unsafe extern "C" fn(*mut c_void)>,
+        options: *mut LiteRtOpaqueOptions,
+    ) -> LiteRtStatus;
+    pub fn LiteRtDestroyOpaqueOptions(options: LiteRtOpaqueOptions);
+    /// Takes ownership of `opaque_options` on success.
+    pub fn LiteRtAddOpaqueOptions(
+        options: LiteRtOptions,
+        opaque_options: LiteRtOpaqueOptions,
     ) -> LiteRtStatus;
     pub fn LiteRtCreateCompiledModel(
         environment: LiteRtEnvironment,

@@ -71,10 +71,8 @@ pub(crate) trait Runtime: Send {
 /// How to run a TFLite model.
 #[derive(Debug, Clone)]
 pub struct TfliteOptions {
-    /// Interpreter threads (0: the runtime's default).
+    /// Threads of LiteRT's CPU accelerator (0: its default, one).
     pub threads: usize,
-    /// XNNPACK delegate (where the runtime has it).
-    pub xnnpack: bool,
     pub post: PostOptions,
 }
 
@@ -82,7 +80,6 @@ impl Default for TfliteOptions {
     fn default() -> Self {
         Self {
             threads: 0,
-            xnnpack: true,
             post: PostOptions::default(),
         }
     }

@@ -47,8 +47,43 @@ fn check(status: sys::LiteRtStatus, what: &str, path: &Path) -> Result<(), Segme
     }
 }
 
+/// The CPU accelerator's options payload (what LiteRT's `LrtCpuOptions` helper, which lives
+/// outside libLiteRt.so, serialises): a malloc'd TOML string under the identifier `xnnpack`.
+unsafe fn cpu_options(
+    options: sys::LiteRtOptions,
+    threads: usize,
+    path: &Path,
+) -> Result<(), SegmentError> {
+    unsafe extern "C" fn free_payload(p: *mut std::ffi::c_void) {
+        libc::free(p);
+    }
+    let toml = CString::new(format!("num_threads = {threads}\n")).expect("no NUL in a number");
+    let bytes = toml.as_bytes_with_nul();
+    let payload = libc::malloc(bytes.len());
+    if payload.is_null() {
+        return Err(SegmentError::BadInput("out of memory".into()));
+    }
+    ptr::copy_nonoverlapping(bytes.as_ptr(), payload as *mut u8, bytes.len());
+    let mut opaque: sys::LiteRtOpaqueOptions = ptr::null_mut();
+    let st = sys::LiteRtCreateOpaqueOptions(
+        c"xnnpack".as_ptr(),
+        payload,
+        Some(free_payload),
+        &mut opaque,
+    );
+    if st != sys::kLiteRtStatusOk {
+        libc::free(payload);
+        return check(st, "CPU options", path);
+    }
+    let st = sys::LiteRtAddOpaqueOptions(options, opaque);
+    if st != sys::kLiteRtStatusOk {
+        sys::LiteRtDestroyOpaqueOptions(opaque);
+    }
+    check(st, "adding the CPU options", path)
+}
+
 /// Opens `path` on the CPU.
-pub(crate) fn open(path: &Path, _opts: &TfliteOptions) -> Result<LiteRt, SegmentError> {
+pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentError> {
     if !path.is_file() {
         return Err(SegmentError::Io {
             path: path.to_owned(),
@@ -166,6 +201,9 @@ pub(crate) fn open(path: &Path, _opts: &TfliteOptions) -> Result<LiteRt, Segment
             "selecting the CPU accelerator",
             path,
         )?;
+        if opts.threads > 0 {
+            cpu_options(rt.options, opts.threads, path)?;
+        }
         check(
             sys::LiteRtCreateCompiledModel(rt.env, rt.model, rt.options, &mut rt.compiled),
             "compiling the model (an op this runtime lacks?)",
