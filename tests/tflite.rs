@@ -64,8 +64,9 @@ fn tflite(precision: &str) -> TfliteSegmenter {
     TfliteSegmenter::load(
         &path,
         TfliteOptions {
+            // Two threads: also exercises the CPU options payload (runtime.rs).
+            threads: 2,
             post: post(),
-            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
