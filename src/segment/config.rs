@@ -114,7 +114,6 @@ impl ModelConfig {
                 max_det: self.max_det,
                 ..Default::default()
             },
-            ..Default::default()
         }
     }
 

@@ -69,20 +69,11 @@ pub(crate) trait Runtime: Send {
 }
 
 /// How to run a TFLite model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TfliteOptions {
     /// Threads of LiteRT's CPU accelerator (0: its default, one).
     pub threads: usize,
     pub post: PostOptions,
-}
-
-impl Default for TfliteOptions {
-    fn default() -> Self {
-        Self {
-            threads: 0,
-            post: PostOptions::default(),
-        }
-    }
 }
 
 /// Where each network output is, and how to read it.
