@@ -19,7 +19,7 @@ pub mod mobilesam;
 mod post;
 mod pre;
 mod quantize;
-pub mod tflite;
+mod tflite;
 mod weights;
 mod yolov8_seg;
 
