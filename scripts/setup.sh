@@ -19,8 +19,8 @@ done
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-# C toolchain for rusqlite's bundled SQLite; clang/libclang for the v4l crate's bindgen; python3-venv for
-# scripts/check-cuda.sh (nvcc from PyPI) and the optional Python tooling.
+# C toolchain for rusqlite's bundled SQLite; clang/libclang for the v4l crate's bindgen; python3-venv (pip) for
+# scripts/check-cuda.sh (nvcc from PyPI), scripts/tflite.sh (libLiteRt.so from PyPI) and the Python tooling.
 packages=(build-essential pkg-config clang libclang-dev ca-certificates curl git python3-venv)
 missing=()
 for p in "${packages[@]}"; do

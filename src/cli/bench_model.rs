@@ -4,16 +4,23 @@
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
-use edgesift::segment::{quantize, WeightDtype, Weights, YoloV8Seg};
+use edgesift::segment::{
+    quantize, Segmenter, TfliteOptions, TfliteSegmenter, WeightDtype, Weights, YoloV8Seg,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct BenchModelArgs {
-    /// Model weights (safetensors exported by scripts/export_ultralytics.py or `edgesift quantize`).
+    /// Model weights (safetensors exported by scripts/export_ultralytics.py or `edgesift quantize`;
+    /// a .tflite file from scripts/export_tflite.py with --backend tflite).
     #[arg(long)]
     model: PathBuf,
+    /// `candle` or `tflite` (LiteRT on the CPU, --threads threads; needs a build with `--features
+    /// tflite`; the input size is the model's own, --imgsz and --dtype do not apply).
+    #[arg(long, default_value = "candle", value_parser = ["candle", "tflite"])]
+    backend: String,
     /// Square input size (multiple of 32).
     #[arg(long, default_value_t = 640)]
     imgsz: u32,
@@ -55,6 +62,9 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
         "int8" => DType::F32,
         other => bail!("--dtype must be f32, f16, bf16 or int8, got `{other}`"),
     };
+    if a.backend == "tflite" {
+        return run_tflite(&a);
+    }
     let mut _temp = None;
     let mut model = a.model.clone();
     if a.dtype == "int8" {
@@ -130,6 +140,68 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
     );
     // CPU time per frame (all threads) moves far less than latency when other processes share
     // the cores; compare versions of edgesift with it, and peers by latency measured together.
+    println!("cpu_ms_per_iter {:.1}", ms(cpu) / a.iters as f64);
+    println!("median_ms {median:.2}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--backend tflite`: the LiteRT interpreter alone (input already encoded, outputs left raw).
+fn run_tflite(a: &BenchModelArgs) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    let opts = TfliteOptions {
+        threads: a.threads,
+        ..Default::default()
+    };
+    let mut seg = TfliteSegmenter::load(&a.model, opts)
+        .with_context(|| format!("loading {}", a.model.display()))?;
+    let load = t0.elapsed();
+    let [h, w] = seg.imgsz();
+    let rgb: Vec<u8> = random_input(3 * (h * w) as usize)
+        .iter()
+        .map(|v| (v * 255.0) as u8)
+        .collect();
+    seg.set_input_rgb(&rgb)?;
+    let t1 = Instant::now();
+    seg.invoke()?;
+    let first = t1.elapsed();
+    for _ in 1..a.warmup {
+        seg.invoke()?;
+    }
+    let mut times = Vec::with_capacity(a.iters);
+    let cpu0 = cpu_time();
+    for _ in 0..a.iters {
+        let t = Instant::now();
+        seg.invoke()?;
+        times.push(t.elapsed());
+    }
+    let cpu = cpu_time().saturating_sub(cpu0);
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median = if times.len() % 2 == 1 {
+        ms(times[times.len() / 2])
+    } else {
+        (ms(times[times.len() / 2 - 1]) + ms(times[times.len() / 2])) / 2.0
+    };
+    let info = seg.info();
+    println!(
+        "model {} (tflite, {} classes), input {w}x{h}, threads {}, boxes {}",
+        a.model.display(),
+        info.architecture.num_classes,
+        a.threads,
+        if seg.boxes_normalized() {
+            "normalized"
+        } else {
+            "in pixels"
+        },
+    );
+    println!(
+        "load_ms {:.1}  first_ms {:.1}  min_ms {:.2}  max_ms {:.2}  iters {}",
+        ms(load),
+        ms(first),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        a.iters
+    );
     println!("cpu_ms_per_iter {:.1}", ms(cpu) / a.iters as f64);
     println!("median_ms {median:.2}");
     Ok(ExitCode::SUCCESS)

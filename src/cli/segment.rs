@@ -4,7 +4,8 @@ use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use edgesift::overlay;
 use edgesift::segment::{
-    Detections, ModelOptions, PostOptions, Segmenter, Weights, YoloSegmenter, YoloV8Seg,
+    Detections, Letterbox, ModelInfo, ModelOptions, PostOptions, Segmenter, TfliteOptions,
+    TfliteSegmenter, Weights, YoloSegmenter, YoloV8Seg,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,11 +14,14 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct SegmentArgs {
-    /// Model weights (safetensors exported by scripts/export_ultralytics.py, or by
-    /// scripts/export_mobilesam.py for --backend mobilesam).
+    /// Model weights (safetensors exported by scripts/export_ultralytics.py, a .tflite file from
+    /// scripts/export_tflite.py for --backend tflite, or scripts/export_mobilesam.py's file for
+    /// --backend mobilesam).
     #[arg(long)]
     model: PathBuf,
-    /// `yolo` (YOLOv8-seg: classes, boxes, masks) or `mobilesam` (masks for --boxes/--points).
+    /// `candle` (= `yolo`: YOLOv8-seg on candle), `tflite` (YOLOv8-seg on TensorFlow Lite, CPU;
+    /// builds with `--features tflite`; the .tflite file fixes the input size, so --imgsz and
+    /// --square do not apply) or `mobilesam` (masks for --boxes/--points).
     #[arg(long, value_enum, default_value_t = Backend::Yolo)]
     backend: Backend,
     /// MobileSAM box prompts `x0,y0,x1,y1` in image pixels, one mask each.
@@ -70,8 +74,43 @@ pub struct SegmentArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
+    #[value(alias = "candle")]
     Yolo,
+    Tflite,
     Mobilesam,
+}
+
+/// A loaded YOLOv8-seg on either backend.
+enum Loaded {
+    Candle(Box<YoloSegmenter>),
+    Tflite(Box<TfliteSegmenter>),
+}
+
+impl Loaded {
+    fn seg(&mut self) -> &mut dyn Segmenter {
+        match self {
+            Loaded::Candle(s) => s.as_mut(),
+            Loaded::Tflite(s) => s.as_mut(),
+        }
+    }
+    fn info(&self) -> &ModelInfo {
+        match self {
+            Loaded::Candle(s) => s.info(),
+            Loaded::Tflite(s) => s.info(),
+        }
+    }
+    fn imgsz(&self) -> [u32; 2] {
+        match self {
+            Loaded::Candle(s) => s.imgsz(),
+            Loaded::Tflite(s) => s.imgsz(),
+        }
+    }
+    fn letterbox_for(&self, width: u32, height: u32) -> Letterbox {
+        match self {
+            Loaded::Candle(s) => s.letterbox_for(width, height),
+            Loaded::Tflite(s) => s.letterbox_for(width, height),
+        }
+    }
 }
 
 pub fn run(a: SegmentArgs) -> anyhow::Result<ExitCode> {
@@ -96,6 +135,9 @@ pub fn run(a: SegmentArgs) -> anyhow::Result<ExitCode> {
         bail!("--boxes, --points and --multimask are MobileSAM prompts: add --backend mobilesam");
     }
     if let Some(tensor) = &a.tensor {
+        if a.backend == Backend::Tflite {
+            bail!("--tensor runs the candle network only; drop --backend tflite");
+        }
         let out = a.raw_out.as_deref().expect("clap requires --raw-out");
         return raw(&a.model, tensor, out, &device);
     }
@@ -118,9 +160,27 @@ pub fn run(a: SegmentArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     };
-    let mut seg = YoloSegmenter::load(&a.model, opts)
-        .with_context(|| format!("loading model {}", a.model.display()))?;
+    let mut seg = match a.backend {
+        Backend::Tflite => {
+            if a.device != "cpu" {
+                bail!("--backend tflite runs on the CPU (--device cpu)");
+            }
+            let opts = TfliteOptions {
+                post: opts.post,
+                ..Default::default()
+            };
+            Loaded::Tflite(Box::new(
+                TfliteSegmenter::load(&a.model, opts)
+                    .with_context(|| format!("loading model {}", a.model.display()))?,
+            ))
+        }
+        _ => Loaded::Candle(Box::new(
+            YoloSegmenter::load(&a.model, opts)
+                .with_context(|| format!("loading model {}", a.model.display()))?,
+        )),
+    };
     let det = seg
+        .seg()
         .segment(&image)
         .with_context(|| format!("segmenting {}", image_path.display()))?;
     if let Some(out) = &a.overlay {
@@ -212,7 +272,7 @@ fn raw(model: &Path, tensor: &Path, out: &Path, device: &Device) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-fn to_json(path: &Path, seg: &YoloSegmenter, det: &Detections) -> serde_json::Value {
+fn to_json(path: &Path, seg: &Loaded, det: &Detections) -> serde_json::Value {
     let info = seg.info();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     serde_json::json!({
@@ -242,7 +302,7 @@ fn to_json(path: &Path, seg: &YoloSegmenter, det: &Detections) -> serde_json::Va
 fn print_table(
     out: &mut impl Write,
     path: &Path,
-    seg: &YoloSegmenter,
+    seg: &Loaded,
     det: &Detections,
 ) -> std::io::Result<()> {
     let t = &det.timings;

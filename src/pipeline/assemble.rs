@@ -8,7 +8,7 @@
 use super::{Select, Stages, StoreSink};
 use crate::capture::CaptureError;
 use crate::config::{Config, ConfigError};
-use crate::segment::{ModelInfo, SegmentError, Segmenter, YoloSegmenter, BACKEND_EVERYTHING};
+use crate::segment::{Backend, ModelInfo, SegmentError, Segmenter, TfliteSegmenter, YoloSegmenter};
 use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -89,19 +89,25 @@ pub fn assemble(cfg: &Config, config_dir: Option<&Path>) -> Result<Assembled, As
     })
 }
 
-/// The `[model]` backend: YOLOv8-seg, or MobileSAM's class-agnostic everything mode.
+/// The `[model]` backend: YOLOv8-seg on candle or LiteRT, or MobileSAM's class-agnostic
+/// everything mode.
 fn load_model(cfg: &Config, path: &Path) -> Result<Box<dyn Segmenter>, AssembleError> {
     let wrap = |source| AssembleError::Model {
         path: path.to_owned(),
         source,
     };
+    let backend = cfg.model.parse_backend().map_err(|e| e.within("model"))?;
+    if backend == Backend::Tflite {
+        let seg = TfliteSegmenter::load(path, cfg.model.tflite_options()).map_err(wrap)?;
+        return Ok(Box::new(seg));
+    }
     let device = cfg
         .model
         .parse_device()
         .map_err(|e| e.within("model"))?
         .open()
         .map_err(wrap)?;
-    if cfg.model.backend == BACKEND_EVERYTHING {
+    if backend == Backend::MobilesamEverything {
         let seg = crate::segment::mobilesam::SamEverything::from_config(path, &device, &cfg.model)
             .map_err(wrap)?;
         return Ok(Box::new(seg));

@@ -1,6 +1,6 @@
 //! `[model]`: which model runs, where, and its thresholds.
 
-use super::{ModelOptions, PostOptions, SegmentError};
+use super::{ModelOptions, PostOptions, SegmentError, TfliteOptions};
 use crate::config::{check_range, ConfigError};
 use candle_core::{DType, Device};
 use serde::Deserialize;
@@ -14,13 +14,18 @@ pub const SYSTEM_MODEL_DIR: &str = "/usr/share/edgesift/models";
 
 /// `backend = "yolo"`: a YOLOv8-seg detector with its own classes.
 pub const BACKEND_YOLO: &str = "yolo";
+/// `backend = "tflite"`: a YOLOv8-seg `.tflite` file on LiteRT (feature `tflite`).
+pub const BACKEND_TFLITE: &str = "tflite";
 /// `backend = "mobilesam-everything"`: MobileSAM's automatic mask generation, class-agnostic.
 pub const BACKEND_EVERYTHING: &str = "mobilesam-everything";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// `yolo`: a YOLOv8-seg detector. `mobilesam-everything`: MobileSAM's automatic mask
+    /// `yolo` (alias `candle`): a YOLOv8-seg detector on edgesift's own candle network, CPU or
+    /// CUDA. `tflite`: the same kind of model as a `.tflite` file (scripts/export_tflite.py) on
+    /// LiteRT, CPU; needs a build with `--features tflite`; `dtype`, `imgsz` and `square` do not
+    /// apply (the model file fixes its input). `mobilesam-everything`: MobileSAM's automatic mask
     /// generation (a grid of point prompts, see `[model.everything]`), class-agnostic: every
     /// instance is labelled `object` (score = MobileSAM's predicted IoU), so selection works
     /// without a trained detector. It needs MobileSAM weights in `path`
@@ -48,6 +53,9 @@ pub struct ModelConfig {
     pub iou: f32,
     /// Most instances per frame. Default: 300.
     pub max_det: usize,
+    /// Threads of the tflite backend (LiteRT's CPU accelerator), 0..=64; 0 leaves LiteRT's
+    /// default (one). The candle backend uses rayon's pool (`RAYON_NUM_THREADS`). Default: 0.
+    pub threads: usize,
     /// `[model.everything]`: the `mobilesam-everything` backend's settings.
     pub everything: EverythingConfig,
 }
@@ -103,27 +111,21 @@ impl Default for ModelConfig {
             iou: 0.7,
             max_det: 300,
             everything: EverythingConfig::default(),
+            threads: 0,
         }
     }
 }
 
 impl ModelConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if ![BACKEND_YOLO, BACKEND_EVERYTHING].contains(&self.backend.as_str()) {
-            return Err(ConfigError::new(
-                "backend",
-                format!(
-                    "`{}` is not one of {BACKEND_YOLO}, {BACKEND_EVERYTHING}",
-                    self.backend
-                ),
-            ));
-        }
+        let backend = self.parse_backend()?;
         self.everything
             .validate()
             .map_err(|e| e.within("everything"))?;
         check_range("conf", self.conf, 0.0, 1.0)?;
         check_range("iou", self.iou, 0.0, 1.0)?;
         check_range("max_det", self.max_det, 1, 10_000)?;
+        check_range("threads", self.threads, 0, 64)?;
         if let Some(s) = self.imgsz {
             if s == 0 || s % 32 != 0 || s > 4096 {
                 return Err(ConfigError::new(
@@ -133,11 +135,48 @@ impl ModelConfig {
             }
         }
         self.parse_dtype()?;
-        self.parse_device()?;
+        let device = self.parse_device()?;
+        if backend == Backend::Tflite && matches!(device, DeviceChoice::Cuda(_)) {
+            return Err(ConfigError::new(
+                "device",
+                format!(
+                    "`{}`: the tflite backend runs on the CPU (use cpu or auto)",
+                    self.device
+                ),
+            ));
+        }
         if self.path.as_os_str().is_empty() {
             return Err(ConfigError::new("path", "must name a model file"));
         }
         Ok(())
+    }
+
+    pub fn parse_backend(&self) -> Result<Backend, ConfigError> {
+        match self.backend.as_str() {
+            BACKEND_YOLO | "candle" => Ok(Backend::Yolo),
+            BACKEND_TFLITE => Ok(Backend::Tflite),
+            BACKEND_EVERYTHING => Ok(Backend::MobilesamEverything),
+            other => Err(ConfigError::new(
+                "backend",
+                format!(
+                    "`{other}` is not one of {BACKEND_YOLO} (or candle), {BACKEND_TFLITE}, \
+                     {BACKEND_EVERYTHING}"
+                ),
+            )),
+        }
+    }
+
+    /// The options of the tflite backend (thresholds only: the model fixes its input).
+    pub fn tflite_options(&self) -> TfliteOptions {
+        TfliteOptions {
+            threads: self.threads,
+            post: PostOptions {
+                conf: self.conf,
+                iou: self.iou,
+                max_det: self.max_det,
+                ..Default::default()
+            },
+        }
     }
 
     pub fn parse_dtype(&self) -> Result<DType, ConfigError> {
@@ -201,6 +240,17 @@ impl ModelConfig {
             },
         })
     }
+}
+
+/// The `backend` setting, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// YOLOv8-seg on candle.
+    Yolo,
+    /// YOLOv8-seg on LiteRT.
+    Tflite,
+    /// MobileSAM's everything mode on candle.
+    MobilesamEverything,
 }
 
 /// The `device` setting, parsed.
@@ -327,6 +377,23 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.everything.points_per_side, 4);
         assert!(toml::from_str::<ModelConfig>("[everything]\npoints = 4\n").is_err());
+        assert!(e.problem.contains("`sam`"), "{}", e.problem);
+        let c = ModelConfig {
+            backend: "tflite".into(),
+            device: "cuda:0".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "device");
+        let c = ModelConfig {
+            backend: "tflite".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.parse_backend().unwrap(), Backend::Tflite);
+        let c = ModelConfig {
+            threads: 65,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "threads");
     }
 
     #[test]

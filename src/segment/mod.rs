@@ -19,17 +19,19 @@ pub mod mobilesam;
 mod post;
 mod pre;
 mod quantize;
+mod tflite;
 mod weights;
 mod yolov8_seg;
 
 pub use config::{
-    DeviceChoice, EverythingConfig, ModelConfig, BACKEND_EVERYTHING, BACKEND_YOLO, DEFAULT_MODEL,
-    SYSTEM_MODEL_DIR,
+    Backend, DeviceChoice, EverythingConfig, ModelConfig, BACKEND_EVERYTHING, BACKEND_TFLITE,
+    BACKEND_YOLO, DEFAULT_MODEL, SYSTEM_MODEL_DIR,
 };
 pub use error::SegmentError;
 pub use post::{postprocess, PostOptions, RawView};
 pub use pre::Letterbox;
 pub use quantize::{quantize, QuantizeSummary, WeightDtype};
+pub use tflite::{TfliteOptions, TfliteSegmenter};
 pub use weights::Weights;
 pub use yolov8_seg::{Architecture, RawOutput, YoloV8Seg, STRIDES};
 

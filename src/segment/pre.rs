@@ -106,6 +106,34 @@ impl Letterbox {
             }
         }
     }
+
+    /// Writes the letterboxed image as interleaved RGB bytes (`[H, W, 3]`, NHWC without the batch)
+    /// into `out`: what channels-last runtimes (TFLite) take before their own normalisation.
+    pub fn apply_rgb8(&self, image: &RgbImage, out: &mut Vec<u8>) {
+        let iw = self.input_width as usize;
+        out.clear();
+        out.resize(3 * iw * self.input_height as usize, PAD_VALUE);
+        let mut scaled = Vec::new();
+        let src: &[u8] =
+            if image.width() == self.scaled_width && image.height() == self.scaled_height {
+                image.as_raw()
+            } else {
+                resize_bilinear_cv2(
+                    image.as_raw(),
+                    image.width() as usize,
+                    image.height() as usize,
+                    self.scaled_width as usize,
+                    self.scaled_height as usize,
+                    &mut scaled,
+                );
+                &scaled
+            };
+        let sw = self.scaled_width as usize;
+        for y in 0..self.scaled_height as usize {
+            let start = 3 * ((y + self.top as usize) * iw + self.left as usize);
+            out[start..start + 3 * sw].copy_from_slice(&src[y * sw * 3..(y + 1) * sw * 3]);
+        }
+    }
 }
 
 /// OpenCV's coefficient scale for 8-bit bilinear resizing (`INTER_RESIZE_COEF_BITS = 11`).
@@ -221,6 +249,26 @@ mod tests {
         assert_eq!(out[centre], 1.0);
         assert_eq!(out[64 + centre], 0.0);
         assert_eq!(out[128 + centre], 51.0 / 255.0);
+    }
+
+    #[test]
+    fn rgb8_is_the_planar_input_interleaved() {
+        let img = RgbImage::from_fn(7, 3, |x, y| image::Rgb([x as u8 * 30, y as u8 * 50, 200]));
+        let lb = Letterbox::plan(7, 3, [16, 16], false, 32);
+        let (mut planar, mut hwc) = (Vec::new(), Vec::new());
+        lb.apply(&img, &mut planar);
+        lb.apply_rgb8(&img, &mut hwc);
+        let plane = (lb.input_width * lb.input_height) as usize;
+        assert_eq!(hwc.len(), 3 * plane);
+        for i in 0..plane {
+            for c in 0..3 {
+                assert_eq!(
+                    hwc[3 * i + c] as f32 / 255.0,
+                    planar[c * plane + i],
+                    "pixel {i} channel {c}"
+                );
+            }
+        }
     }
 
     #[test]
