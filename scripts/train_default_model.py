@@ -3,9 +3,11 @@
 
     scripts/setup.sh --python && cargo build --release
     .venv/bin/python scripts/train_default_model.py            # 30 epochs, ~3.3 h on 2 idle cores
-    # the bundled model (models/README.md): three stages, the last on labels of >= 256 pixels
-    .venv/bin/python scripts/train_default_model.py --hours 1.2 --finetune-hours 0.85 2.1 \
-        --finetune-min-pixels 40 256
+    # the bundled model (models/README.md): four stages, the last two on labels of >= 256 pixels,
+    # the last with a second seed family and animal images listed three times; then re-exported
+    # with `scripts/export_ultralytics.py ... --dtype f16 --imgsz 416` (it runs at 416)
+    .venv/bin/python scripts/train_default_model.py --hours 1.2 --finetune-hours 0.85 2.1 1.6 \
+        --finetune-min-pixels 40 256 256 --finetune-extra-frames 0 0 3000 --finetune-rare-repeat 1 1 3
 
 Steps (each skipped when its output already exists, so an interrupted run resumes):
 1. `edgesift synth` renders the training set (train + val splits, one seed family) and a held-out
