@@ -25,7 +25,7 @@ pub struct EvalArgs {
     /// NMS IoU threshold.
     #[arg(long, default_value_t = 0.7, value_parser = super::unit_interval)]
     iou: f32,
-    /// Network input size (multiple of 32); default: the model's training size.
+    /// Network input size (multiple of 32); default: the size recorded in the model file.
     #[arg(long)]
     imgsz: Option<u32>,
     /// One class per box, as the daemon predicts; by default every class above `conf` makes a

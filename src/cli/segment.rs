@@ -52,7 +52,7 @@ pub struct SegmentArgs {
     /// NMS IoU threshold.
     #[arg(long, default_value_t = 0.7, value_parser = super::unit_interval)]
     iou: f32,
-    /// Network input size (multiple of 32); default: the model's training size, else 640.
+    /// Network input size (multiple of 32); default: the size recorded in the model file (`imgsz`), else 640.
     #[arg(long)]
     imgsz: Option<u32>,
     /// Pad to imgsz x imgsz instead of the next multiple of 32 (ultralytics' rect inference).

@@ -43,7 +43,7 @@ pub struct ModelConfig {
     pub device: String,
     /// Compute dtype: `f32`, `f16` or `bf16`. Default: `f32` (half precision pays on GPUs).
     pub dtype: String,
-    /// Network input size in pixels (multiple of 32). Default: the size the model was trained at.
+    /// Network input size in pixels (multiple of 32). Default: the size recorded in the model file (`imgsz`).
     pub imgsz: Option<u32>,
     /// Pad every frame to `imgsz x imgsz` instead of the next multiple of 32. Default: false.
     pub square: bool,

@@ -94,7 +94,8 @@ pub struct ModelInfo {
     /// sha256 of the weights file, hex.
     pub sha256: String,
     pub class_names: Arc<[String]>,
-    /// Input size the model was trained at (`imgsz` metadata), `[height, width]`.
+    /// Input size recorded in the model file (`imgsz` metadata; usually its training size),
+    /// `[height, width]`.
     pub trained_imgsz: Option<[u32; 2]>,
     pub architecture: Architecture,
 }
