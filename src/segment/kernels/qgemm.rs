@@ -124,6 +124,7 @@ pub(crate) struct PackedWeights {
     kp: usize,
     data: Vec<i8>,
     /// The same values widened to i16, for the AVX2 kernel only (empty otherwise).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     wide: Vec<i16>,
     /// `sum_k w[r, k]` per row (padding rows too, zero), for zero-point corrections.
     row_sums: Vec<i32>,
