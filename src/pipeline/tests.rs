@@ -415,3 +415,45 @@ fn throttle_lets_one_event_per_period_through_and_counts_the_rest() {
     assert_eq!(t.allow(t0 + Duration::from_secs(11)), Some(2));
     assert_eq!(t.allow(t0 + Duration::from_secs(12)), None);
 }
+
+/// A sink that records the nice value of the thread it runs on.
+struct NiceProbe(Arc<Mutex<Vec<i32>>>);
+
+impl Sink for NiceProbe {
+    fn write(&mut self, _: &KeptSample) -> Result<SinkReport, SinkError> {
+        // SAFETY: plain syscalls about the calling thread.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        self.0.lock().unwrap().push(nice);
+        Ok(SinkReport::default())
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_store_runs_below_the_segmenters_priority() {
+    // SAFETY: as above.
+    let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut src = source(20);
+    src.pace = Duration::from_millis(1);
+    run(
+        Stages {
+            source: Box::new(src),
+            segmenter: Box::new(FakeSegmenter::new(Duration::ZERO)),
+            select: Box::new(HoldOneSelect::default()),
+            sink: Box::new(NiceProbe(seen.clone())),
+        },
+        RunLimits::default(),
+        Queues::default(),
+        Control::new(),
+    )
+    .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "nothing was kept");
+    // Raising niceness needs no privilege, so it always succeeds.
+    assert!(
+        seen.iter()
+            .all(|&n| n == (ours + super::STORE_NICE).min(19)),
+        "store thread nice {seen:?}, test thread {ours}"
+    );
+}

@@ -179,6 +179,13 @@ pub struct OcclusionConfig {
     /// must overlap it) for it to count as partly hidden (0..=1); the score is
     /// `min(1, contact / (2 × min_contact))`. Default 0.1.
     pub min_contact: f32,
+    /// Score factor for an occluded object on the far side of its occluder as seen from the
+    /// image centre, the ego path of a forward-looking camera (0..=1; 1: no difference). On the
+    /// path side (its centre in the third of the occluder nearest the image centre, or the
+    /// occluder spans the centre column) it scores in full: a pedestrian at the road-side edge
+    /// of a parked van is about to step into the road; one on the sidewalk behind a parked car
+    /// is not. Default 0.5.
+    pub far_side_factor: f32,
 }
 
 impl Default for OcclusionConfig {
@@ -195,6 +202,7 @@ impl Default for OcclusionConfig {
             pairs,
             min_score: 0.3,
             min_contact: 0.1,
+            far_side_factor: 0.5,
         }
     }
 }
@@ -360,6 +368,7 @@ impl SelectConfig {
             weight(o.weight)?;
             finite_range("min_score", o.min_score, 0.0, 1.0)?;
             finite_range("min_contact", o.min_contact, 0.0, 1.0)?;
+            finite_range("far_side_factor", o.far_side_factor, 0.0, 1.0)?;
             for (i, [a, b]) in o.pairs.iter().enumerate() {
                 if a.is_empty() || b.is_empty() {
                     return Err(ConfigError::new(

@@ -5,7 +5,10 @@
 //! ground-level camera; two objects standing side by side at the same distance are not hidden
 //! by each other, and the one whose feet are lower is in front) and *touch* it: the share of its mask's outline pixels that have an occluder pixel within a small
 //! radius (a hidden object's outline runs along its occluder), or, for segmenters whose masks
-//! overlap, the share of its mask inside the occluder's. The frame scores its best pair.
+//! overlap, the share of its mask inside the occluder's. A pair whose hidden object is on the
+//! far side of its occluder from the image centre (the ego path of a forward camera: a pedestrian
+//! on the sidewalk behind a parked car, rather than at the car's road-side edge about to step
+//! out) scores `far_side_factor` times as much. The frame scores its best pair.
 
 use super::config::OcclusionConfig;
 use super::verdict::{round, FrameView, Verdict};
@@ -36,21 +39,31 @@ impl Occlusion {
             .enumerate()
             .filter(|(_, i)| i.score >= self.cfg.min_score)
             .collect();
-        let mut best: Option<(f32, usize, &Instance, &Instance)> = None;
+        let centre = det.image_width as f32 / 2.0;
+        // (score, contact, on the path side, hidden index, hidden, occluder)
+        let mut best: Option<(f32, f32, bool, usize, &Instance, &Instance)> = None;
         for &(k, hidden) in &strong {
             for &(j, occluder) in &strong {
                 if k == j || !self.pair_wanted(frame, hidden, occluder) {
                     continue;
                 }
                 let c = contact(hidden, occluder, radius);
-                if c > 0.0 && best.is_none_or(|b| c > b.0) {
-                    best = Some((c, k, hidden, occluder));
+                if c <= 0.0 {
+                    continue;
+                }
+                let path_side = on_path_side(hidden, occluder, centre);
+                // 0.5 at the threshold, 1 from twice it.
+                let mut score = (c / (2.0 * self.cfg.min_contact).max(1e-6)).min(1.0);
+                if !path_side {
+                    score *= self.cfg.far_side_factor;
+                }
+                if best.is_none_or(|b| (score, c) > (b.0, b.1)) {
+                    best = Some((score, c, path_side, k, hidden, occluder));
                 }
             }
         }
-        if let Some((c, k, hidden, occluder)) = best {
-            // 0.5 at the threshold, 1 from twice it.
-            v.score = (c / (2.0 * self.cfg.min_contact).max(1e-6)).min(1.0);
+        if let Some((score, c, path_side, k, hidden, occluder)) = best {
+            v.score = score;
             v.fired = c >= self.cfg.min_contact;
             // One key per hidden object: the selector appends its track.
             v.key = Some("occlusion".into());
@@ -58,7 +71,8 @@ impl Occlusion {
             v = v
                 .with("hidden", frame.name(hidden))
                 .with("by", frame.name(occluder))
-                .with("contact", round(c));
+                .with("contact", round(c))
+                .with("side", if path_side { "path" } else { "far" });
         }
         v
     }
@@ -69,6 +83,23 @@ impl Occlusion {
         }
         let (h, o) = (frame.name(hidden), frame.name(occluder));
         self.cfg.pairs.iter().any(|[a, b]| a == h && b == o)
+    }
+}
+
+/// Whether `hidden` is on the side of `occluder` that faces the image centre column `centre`:
+/// its centre lies in the third of the occluder's width nearest that column, or the occluder
+/// spans the column (an object hidden by something straight ahead is in the path either way).
+fn on_path_side(hidden: &Instance, occluder: &Instance, centre: f32) -> bool {
+    let (o, h) = (&occluder.bbox, &hidden.bbox);
+    if o.x1 <= centre && centre <= o.x2 {
+        return true;
+    }
+    let (hx, _) = h.center();
+    let third = o.width() / 3.0;
+    if o.x2 < centre {
+        hx >= o.x2 - third
+    } else {
+        hx <= o.x1 + third
     }
 }
 
@@ -160,6 +191,53 @@ mod tests {
     }
 
     #[test]
+    fn the_path_side_of_the_occluder_scores_in_full_and_the_far_side_less() {
+        // A car parked right of the 640-wide picture's centre (x 400..520): the path side is
+        // its left third (towards x = 320), where a pedestrian steps out into the road.
+        let car = || inst(0, 0.9, [400.0, 100.0, 520.0, 160.0]);
+        let at = |x: f32| det(vec![car(), inst(3, 0.8, [x, 80.0, x + 15.0, 100.0])]);
+        let cfg = OcclusionConfig::default();
+        let road_side = eval(&cfg, &at(405.0));
+        assert!(road_side.fired);
+        assert_eq!(road_side.score, 1.0);
+        assert_eq!(road_side.detail["side"], "path");
+        // Behind the middle or the outer edge (the sidewalk side): still an occlusion, scored
+        // far_side_factor (0.5) times as much.
+        for x in [455.0, 500.0] {
+            let v = eval(&cfg, &at(x));
+            assert!(v.fired, "x {x}: {v:?}");
+            assert_eq!(v.score, 0.5, "x {x}");
+            assert_eq!(v.detail["side"], "far");
+        }
+        // Mirrored on the left of the centre: the right third is the path side.
+        let left = det(vec![
+            inst(0, 0.9, [100.0, 100.0, 220.0, 160.0]),
+            inst(3, 0.8, [200.0, 80.0, 215.0, 100.0]),
+        ]);
+        assert_eq!(eval(&cfg, &left).detail["side"], "path");
+        // An occluder across the centre column (a bus straight ahead): either side is the path.
+        let ahead = det(vec![
+            inst(2, 0.9, [260.0, 100.0, 380.0, 160.0]),
+            inst(3, 0.8, [262.0, 80.0, 277.0, 100.0]),
+        ]);
+        assert_eq!(eval(&cfg, &ahead).score, 1.0);
+        // A path-side pair outranks a far-side pair with more contact in the same frame.
+        let both = det(vec![
+            car(),
+            inst(3, 0.8, [500.0, 80.0, 515.0, 100.0]),
+            inst(3, 0.8, [405.0, 80.0, 420.0, 100.0]),
+        ]);
+        let v = eval(&cfg, &both);
+        assert_eq!(v.subject, Some(2));
+        // Off (1.0): no difference.
+        let off = OcclusionConfig {
+            far_side_factor: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(eval(&off, &at(500.0)).score, 1.0);
+    }
+
+    #[test]
     fn a_pedestrian_in_front_of_or_away_from_a_car_does_not() {
         // In front: the pedestrian's feet are below the car's bottom row.
         let front = det(vec![
@@ -202,6 +280,7 @@ mod tests {
         assert!(!eval(&OcclusionConfig::default(), &d).fired);
         let cfg = OcclusionConfig {
             pairs: vec![["traffic_cone".into(), "truck".into()]],
+            far_side_factor: 1.0,
             ..Default::default()
         };
         let v = eval(&cfg, &d);
