@@ -255,10 +255,7 @@ pub fn run(
     };
     let store = {
         let control = control.clone();
-        spawn("store", move || {
-            lower_this_threads_priority(STORE_NICE);
-            store_loop(sink, kept_rx, pool_tx, control)
-        })
+        spawn("store", move || store_loop(sink, kept_rx, pool_tx, control))
     };
 
     let capture_result = join(capture)?;
@@ -277,36 +274,6 @@ fn spawn<T: Send + 'static>(
         .name(format!("edgesift-{name}"))
         .spawn(f)
         .expect("spawning a pipeline thread")
-}
-
-/// Niceness of the store thread. Its work (JPEG/PNG encoding, fsync, `[refine]`'s MobileSAM
-/// passes of seconds per kept frame) is never urgent: kept frames wait in a bounded queue and
-/// selection blocks on it rather than drop one. The segmenter's worker threads are: each layer
-/// is a fork-join over all cores and waits for its slowest worker, so a preempted worker stalls
-/// the whole frame.
-const STORE_NICE: i32 = 10;
-
-/// Raises the calling thread's nice value by `nice` (Linux: niceness is per thread). Failing is
-/// harmless (the thread runs at the process's priority) and only logged.
-fn lower_this_threads_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions; setpriority on our own thread id only reads its
-        // arguments.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, (now + nice).min(19))
-        };
-        if rc != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "could not lower the store thread's priority"
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
 }
 
 fn join<T>(h: thread::JoinHandle<T>) -> Result<T, PipelineError> {
