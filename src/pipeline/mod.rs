@@ -369,6 +369,7 @@ fn capture_loop(
             }
             Ok(None) => {
                 tracing::info!(source = %describe, frames = seq, "source ended");
+                recycle(&pool_tx, image, stats);
                 break;
             }
             Err(e @ CaptureError::BadFrame { .. }) => {
@@ -396,6 +397,7 @@ fn capture_loop(
             }
             Err(e) => {
                 stats.capture.error();
+                recycle(&pool_tx, image, stats);
                 return Err(PipelineError::Capture(e));
             }
         }
