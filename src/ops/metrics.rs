@@ -21,6 +21,10 @@
 //! | `store_bytes` | gauge | | bytes the stored samples take (counted as the quota counts them) |
 //! | `store_free_bytes` | gauge | | free space on the filesystem of the store |
 //! | `model_load_seconds` | gauge | | how long loading the model took at start-up |
+//! | `first_frame_seconds` | gauge | | from the start of the run (model load included) to the first segmented frame |
+//! | `resident_memory_bytes` | gauge | | resident set size of the process (`VmRSS`) |
+//! | `resident_memory_peak_bytes` | gauge | | highest resident set size so far (`VmHWM`) |
+//! | `frame_buffers` | gauge | | frame images alive in the pipeline (queued, held by selection, spare) |
 //! | `soc_temperature_celsius` | gauge | `zone`, `type` | each `/sys/class/thermal` zone |
 //! | `pipeline_live` | gauge | | 1 while every stage makes progress (what `/healthz` says) |
 //! | `uptime_seconds` | gauge | | since the pipeline's statistics started |
@@ -233,6 +237,38 @@ impl Collector for PipelineCollector {
             )?
             .encode_gauge(&load)?;
         }
+        if let Some(first) = snap.first_segmented {
+            family(
+                &mut enc,
+                "edgesift_first_frame_seconds",
+                "From the start of the run (model load included) to the first segmented frame.",
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&first.as_secs_f64())?;
+        }
+        if let Some(mem) = super::ResidentMemory::current() {
+            family(
+                &mut enc,
+                "edgesift_resident_memory_bytes",
+                "Resident set size of the process (VmRSS).",
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&mem.now)?;
+            family(
+                &mut enc,
+                "edgesift_resident_memory_peak_bytes",
+                "Highest resident set size of the process so far (VmHWM).",
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&mem.peak)?;
+        }
+        family(
+            &mut enc,
+            "edgesift_frame_buffers",
+            "Frame images alive in the pipeline: queued, held by selection, spare in the pool.",
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&snap.frame_buffers)?;
         let zones = thermal_zones(&src.thermal_dir);
         if !zones.is_empty() {
             let mut f = family(
@@ -545,6 +581,9 @@ mod tests {
         stats.segment.record(Duration::from_millis(300));
         stats.store.error();
         stats.note_kept(&["rare_class".into()]);
+        stats.buffer_allocated();
+        stats.buffer_allocated();
+        stats.buffer_freed();
         src.set_model_load_time(Duration::from_millis(1500));
 
         let text = src.render();
@@ -566,6 +605,7 @@ mod tests {
             "edgesift_model_load_seconds 1.5",
             "edgesift_soc_temperature_celsius{zone=\"0\",type=\"cpu-thermal\"} 48.312",
             "edgesift_pipeline_live 1",
+            "edgesift_frame_buffers 1",
             "# TYPE edgesift_stage_latency_seconds histogram",
             "# TYPE edgesift_frames_total counter",
         ] {
@@ -579,12 +619,16 @@ mod tests {
             "edgesift_uptime_seconds ",
             "edgesift_build_info{version=",
             "edgesift_stage_latency_seconds_sum{stage=\"segment\"} 0.38",
+            "edgesift_resident_memory_bytes ",
+            "edgesift_resident_memory_peak_bytes ",
         ] {
             assert!(
                 text.lines().any(|l| l.starts_with(prefix)),
                 "missing `{prefix}` in\n{text}"
             );
         }
+        // No frame segmented yet: no first-frame time rather than 0.
+        assert!(!text.contains("edgesift_first_frame_seconds"), "{text}");
         // The unreadable zone is left out rather than reported as 0.
         assert!(!text.contains("gpu-thermal"), "{text}");
     }

@@ -8,6 +8,7 @@
 //! - [`MetricsServer`]: Prometheus `/metrics` and `/healthz` on a small blocking HTTP thread,
 //!   read from the pipeline's statistics at scrape time.
 //! - [`logging`]: human, journald or JSON lines via `tracing`.
+//! - [`ResidentMemory`]: the process's resident memory; [`tune_allocator`]: glibc malloc settings.
 //! - [`Daemon`] starts and stops all of the above for `edgesift run`.
 //!
 //! Architecture invariant: the pipeline does not know this module; ops only reads
@@ -16,6 +17,7 @@
 mod config;
 mod daemon;
 pub mod logging;
+mod memory;
 mod metrics;
 mod notify;
 mod signals;
@@ -23,6 +25,7 @@ mod watchdog;
 
 pub use config::{LogConfig, LogFormat, MetricsConfig, WatchdogConfig};
 pub use daemon::Daemon;
+pub use memory::{tune_allocator, ResidentMemory};
 pub use metrics::{MetricsServer, MetricsSource};
 pub use notify::{watchdog_interval, Notifier};
 pub use signals::{Request, SignalThread};

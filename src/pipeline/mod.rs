@@ -13,7 +13,9 @@
 //!   frames it skips give their buffers back at once.
 //! - The store applies backpressure and never drops a selected frame silently: a kept frame waits
 //!   for its turn; if it cannot be written the error is logged and counted per sample.
-//! - Image buffers travel in a pool, so after warm-up the hot path allocates no frame memory.
+//! - Image buffers travel in a pool, so in a steady state the hot path allocates no frame memory;
+//!   the pool keeps only a few spares (`spare_buffers`), so that memory taken by a burst
+//!   (selection holding a window of candidates, kept frames waiting for the store) is given back.
 //!
 //! A per-frame error (bad frame, failed inference, failed write) is logged with context and
 //! counted; only a fatal condition ends the run ([`PipelineError`]).
@@ -222,8 +224,10 @@ pub fn run(
         select,
         sink,
     } = stages;
-    let pool_size = queues.frames + queues.segmented + queues.kept + 8;
-    let (pool_tx, pool_rx) = bounded::<RgbImage>(pool_size);
+    // Spare images for capture: enough for the frames between capture and the model. Images
+    // beyond that (given back after a burst of held candidates or kept frames) are freed rather
+    // than kept idle: at 1280x720 each is 2.7 MB, and a burst may have needed thirty.
+    let (pool_tx, pool_rx) = bounded::<RgbImage>(spare_buffers(&queues));
     let (frame_tx, frame_rx) = bounded::<Frame>(queues.frames.max(1));
     let (seg_tx, seg_rx) = bounded::<(Frame, Detections)>(queues.segmented.max(1));
     let (kept_tx, kept_rx) = bounded::<KeptSample>(queues.kept.max(1));
@@ -334,7 +338,11 @@ fn capture_loop(
             tracing::info!(source = %describe, frames = seq, "capture reached its limit");
             break;
         }
-        let mut image = pool_rx.try_recv().unwrap_or_default();
+        let mut image = pool_rx.try_recv().unwrap_or_else(|_| {
+            // The source sizes it on first use.
+            stats.buffer_allocated();
+            RgbImage::default()
+        });
         let t0 = Instant::now();
         match source.next_frame(&mut image) {
             Ok(Some(meta)) => {
@@ -361,6 +369,7 @@ fn capture_loop(
             }
             Ok(None) => {
                 tracing::info!(source = %describe, frames = seq, "source ended");
+                recycle(&pool_tx, image, stats);
                 break;
             }
             Err(e @ CaptureError::BadFrame { .. }) => {
@@ -370,7 +379,7 @@ fn capture_loop(
                 if let Some(suppressed) = bad_frames.allow(Instant::now()) {
                     tracing::warn!(source = %describe, error = %e, suppressed, "skipping a bad frame");
                 }
-                let _ = pool_tx.try_send(image);
+                recycle(&pool_tx, image, stats);
             }
             Err(e @ CaptureError::DeviceGone { .. }) => {
                 // The source reconnects by itself; give it a moment and keep the pipeline up.
@@ -383,11 +392,12 @@ fn capture_loop(
                 if consecutive_errors == 1 {
                     tracing::warn!(source = %describe, error = %e, "capture device unavailable");
                 }
-                let _ = pool_tx.try_send(image);
+                recycle(&pool_tx, image, stats);
                 thread::sleep(Duration::from_millis(100));
             }
             Err(e) => {
                 stats.capture.error();
+                recycle(&pool_tx, image, stats);
                 return Err(PipelineError::Capture(e));
             }
         }
@@ -426,6 +436,37 @@ impl Throttle {
     }
 }
 
+/// How many idle frame images the pool keeps for capture: one per slot of the frame queue, one
+/// for the frame being captured and one for the frame the model is working on.
+fn spare_buffers(queues: &Queues) -> usize {
+    queues.frames.max(1) + 2
+}
+
+/// Gives a frame image back to the pool, or frees it when the pool has enough spares; returns
+/// whether it was freed.
+fn recycle(pool: &Sender<RgbImage>, image: RgbImage, stats: &Stats) -> bool {
+    let freed = pool.try_send(image).is_err();
+    if freed {
+        stats.buffer_freed();
+    }
+    freed
+}
+
+/// Hands the free pages of malloc's arenas back to the kernel, after frame images were freed.
+///
+/// glibc serves blocks above its mmap threshold from their own mappings, but it raises the
+/// threshold to the size of each such block freed: from the second frame image on, images are
+/// carved from the arenas, and an image freed in the middle of an arena stays resident. Called
+/// after a burst is given back (a selection window decided, a kept frame stored), not per frame,
+/// so the model's activations keep their warm arena pages.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes malloc's own locks; it only releases pages of free chunks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Sends `frame`; when the queue is full the oldest waiting frame is dropped and counted, so
 /// capture never waits for the segmenter.
 fn push_dropping_oldest(
@@ -443,11 +484,11 @@ fn push_dropping_oldest(
                 if let Ok(old) = rx.try_recv() {
                     stats.capture.dropped();
                     tracing::trace!(seq = old.seq, "dropped the oldest waiting frame");
-                    let _ = pool.try_send(old.image);
+                    recycle(pool, old.image, stats);
                 }
             }
             Err(TrySendError::Disconnected(f)) => {
-                let _ = pool.try_send(f.image);
+                recycle(pool, f.image, stats);
                 return;
             }
         }
@@ -478,6 +519,13 @@ fn segment_loop(
         match result {
             Ok(det) => {
                 stats.segment.record(t0.elapsed());
+                if let Some(since_start) = stats.note_first_segmented() {
+                    tracing::info!(
+                        since_start_ms = since_start.as_millis() as u64,
+                        model_ms = t0.elapsed().as_millis() as u64,
+                        "first frame segmented"
+                    );
+                }
                 if out.send((frame, det)).is_err() {
                     break;
                 }
@@ -485,7 +533,7 @@ fn segment_loop(
             Err(e) => {
                 stats.segment.error();
                 tracing::warn!(seq = frame.seq, error = %e, "segmentation failed; frame skipped");
-                let _ = pool.try_send(frame.image);
+                recycle(&pool, frame.image, stats);
             }
         }
     }
@@ -501,6 +549,7 @@ fn select_loop(
     let stats = &control.stats;
     let mut held: HashMap<u64, (Frame, Detections)> = HashMap::new();
     let dispatch = |decisions: Vec<Decided>, held: &mut HashMap<u64, (Frame, Detections)>| {
+        let mut freed = false;
         for d in decisions {
             let Some((frame, detections)) = held.remove(&d.seq) else {
                 tracing::error!(
@@ -524,8 +573,11 @@ fn select_loop(
                 }
             } else {
                 stats.skipped.increment();
-                let _ = pool.try_send(frame.image);
+                freed |= recycle(&pool, frame.image, stats);
             }
+        }
+        if freed {
+            give_back_memory();
         }
     };
     loop {
@@ -551,7 +603,7 @@ fn select_loop(
     dispatch(decisions, &mut held);
     for (seq, (frame, _)) in held.drain() {
         tracing::error!(seq, "selection never decided this frame; dropping it");
-        let _ = pool.try_send(frame.image);
+        recycle(&pool, frame.image, stats);
     }
 }
 
@@ -586,7 +638,9 @@ fn store_loop(
             }
         }
         stats.liveness_beat(Stage::Store);
-        let _ = pool.try_send(sample.frame.image);
+        if recycle(&pool, sample.frame.image, stats) {
+            give_back_memory();
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{SinkReport, Stage};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many recent latencies each stage keeps for its percentiles.
@@ -141,6 +141,13 @@ pub struct Stats {
     stored_bytes: AtomicU64,
     /// Last heartbeat of each stage, in milliseconds since `started`.
     beats: [AtomicU64; 4],
+    /// Frame images alive in the pipeline (in hand, queued, held by selection, idle in the
+    /// pool), and the most there ever were: at 1280x720 RGB each is 2.7 MB, the largest part of
+    /// the daemon's resident memory.
+    frame_buffers: AtomicU64,
+    frame_buffers_peak: AtomicU64,
+    /// When the first frame came out of the model, since `started`.
+    first_segmented: OnceLock<Duration>,
 }
 
 impl Default for Stats {
@@ -158,6 +165,9 @@ impl Default for Stats {
             evicted: AtomicU64::new(0),
             stored_bytes: AtomicU64::new(0),
             beats: Default::default(),
+            frame_buffers: AtomicU64::new(0),
+            frame_buffers_peak: AtomicU64::new(0),
+            first_segmented: OnceLock::new(),
         }
     }
 }
@@ -204,6 +214,32 @@ impl Stats {
         }
     }
 
+    /// A new frame image was allocated (the pool had none to spare).
+    pub(crate) fn buffer_allocated(&self) {
+        let now = self.frame_buffers.fetch_add(1, Ordering::Relaxed) + 1;
+        self.frame_buffers_peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A frame image was freed (the pool was full).
+    pub(crate) fn buffer_freed(&self) {
+        // Saturating: a buffer that came from outside the pipeline is not counted.
+        let _ = self
+            .frame_buffers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
+
+    /// Records the first segmented frame; returns the time since the run started when this call
+    /// was the first.
+    pub(crate) fn note_first_segmented(&self) -> Option<Duration> {
+        let now = self.started.elapsed();
+        let mut first = false;
+        self.first_segmented.get_or_init(|| {
+            first = true;
+            now
+        });
+        first.then_some(now)
+    }
+
     pub(crate) fn note_stored(&self, report: SinkReport) {
         self.evicted.fetch_add(report.evicted, Ordering::Relaxed);
         self.stored_bytes
@@ -231,6 +267,9 @@ impl Stats {
                 .clone(),
             segment_latency: self.segment.latency(),
             store_latency: self.store.latency(),
+            frame_buffers: self.frame_buffers.load(Ordering::Relaxed),
+            frame_buffers_peak: self.frame_buffers_peak.load(Ordering::Relaxed),
+            first_segmented: self.first_segmented.get().copied(),
         }
     }
 }
@@ -253,6 +292,11 @@ pub struct StatsSnapshot {
     pub kept_by_reason: BTreeMap<String, u64>,
     pub segment_latency: LatencySummary,
     pub store_latency: LatencySummary,
+    /// Frame images alive now, and the most at any time.
+    pub frame_buffers: u64,
+    pub frame_buffers_peak: u64,
+    /// From the start of the run (before the model loads) to the first segmented frame.
+    pub first_segmented: Option<Duration>,
 }
 
 impl StatsSnapshot {

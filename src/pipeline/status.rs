@@ -106,6 +106,18 @@ pub fn summary(s: &StatsSnapshot, source: &str, model: &str) -> String {
         human_bytes(s.stored_bytes),
         s.evicted
     );
+    if let Some(first) = s.first_segmented {
+        let _ = write!(
+            out,
+            "\n  start-up first frame segmented {} after start (model load included)",
+            ms(first)
+        );
+    }
+    let _ = write!(
+        out,
+        "\n  buffers  at most {} frame images alive at once",
+        s.frame_buffers_peak
+    );
     out
 }
 
@@ -138,6 +150,8 @@ mod tests {
             kept_by_reason: BTreeMap::from([("rare_class".into(), 2), ("interval".into(), 1)]),
             stored_bytes: 5 << 20,
             store_errors: 1,
+            frame_buffers_peak: 9,
+            first_segmented: Some(Duration::from_millis(250)),
             ..Default::default()
         };
         let line = status_line(&now, &prev);
@@ -153,6 +167,11 @@ mod tests {
         let report = summary(&now, "synthetic:seed=1", "edgesift-road-n-seg");
         assert!(
             report.contains("kept     3 (2.5% of segmented frames)"),
+            "{report}"
+        );
+        assert!(
+            report.contains("first frame segmented 250 ms after start")
+                && report.ends_with("at most 9 frame images alive at once"),
             "{report}"
         );
     }

@@ -352,6 +352,78 @@ fn limits_bound_the_run() {
     assert_eq!(control.stats.snapshot().captured, 25);
 }
 
+/// Holds frames in bursts of `burst`, then decides the whole burst at once (skipping all but
+/// the last), as a selection window does.
+struct BurstSelect {
+    burst: usize,
+    held: Vec<u64>,
+}
+
+impl BurstSelect {
+    fn decide_all(&mut self) -> Vec<Decided> {
+        let last = self.held.last().copied();
+        self.held
+            .drain(..)
+            .map(|seq| Decided {
+                seq,
+                keep: Some(seq) == last,
+                value: 1.0,
+                reasons: vec!["burst".into()],
+                record: serde_json::Value::Null,
+            })
+            .collect()
+    }
+}
+
+impl Select for BurstSelect {
+    fn offer(&mut self, seq: u64, _t: Timestamp, _d: &Detections) -> Vec<Decided> {
+        self.held.push(seq);
+        if self.held.len() < self.burst {
+            return Vec::new();
+        }
+        self.decide_all()
+    }
+
+    fn finish(&mut self) -> Vec<Decided> {
+        self.decide_all()
+    }
+}
+
+#[test]
+fn images_a_burst_needed_are_freed_once_it_is_decided() {
+    let control = Control::new();
+    let mut src = source(100);
+    src.pace = Duration::from_millis(1);
+    let queues = Queues::default();
+    run(
+        Stages {
+            source: Box::new(src),
+            segmenter: Box::new(FakeSegmenter::new(Duration::ZERO)),
+            select: Box::new(BurstSelect {
+                burst: 20,
+                held: Vec::new(),
+            }),
+            sink: Box::new(RecordingSink::default()),
+        },
+        RunLimits::default(),
+        queues.clone(),
+        control.clone(),
+    )
+    .unwrap();
+    let snap = control.stats.snapshot();
+    assert!(snap.segmented >= 40, "{}", snap.segmented);
+    // Twenty held at once (the frame being offered too), so at least that many existed...
+    assert!(snap.frame_buffers_peak >= 20, "{}", snap.frame_buffers_peak);
+    // ...but once decided only the pool's spares stay.
+    assert!(
+        snap.frame_buffers <= spare_buffers(&queues) as u64,
+        "{} images alive after the run, the pool keeps {}",
+        snap.frame_buffers,
+        spare_buffers(&queues)
+    );
+    assert!(snap.first_segmented.is_some());
+}
+
 /// Counts reconfigurations; refuses them when told to.
 struct ReloadProbe {
     inner: HoldOneSelect,

@@ -137,7 +137,6 @@ pub struct YoloSegmenter {
     info: ModelInfo,
     opts: ModelOptions,
     imgsz: [u32; 2],
-    input: Vec<f32>,
 }
 
 impl YoloSegmenter {
@@ -169,7 +168,6 @@ impl YoloSegmenter {
             info,
             opts,
             imgsz,
-            input: Vec::new(),
         })
     }
 
@@ -214,9 +212,11 @@ impl Segmenter for YoloSegmenter {
         }
         let t0 = Instant::now();
         let lb = self.letterbox_for(image.width(), image.height());
-        lb.apply(image, &mut self.input);
+        let mut input = Vec::new();
+        lb.apply(image, &mut input);
         let (h, w) = (lb.input_height as usize, lb.input_width as usize);
-        let x = Tensor::from_slice(&self.input, (1, 3, h, w), &Device::Cpu)?;
+        // The tensor takes the buffer: no copy, and nothing held between frames.
+        let x = Tensor::from_vec(input, (1, 3, h, w), &Device::Cpu)?;
         let t1 = Instant::now();
         let out = self.net.forward(&x)?;
         let pred = out

@@ -122,6 +122,7 @@ pub(crate) struct PackedWeights {
     rows: usize,
     /// `k` rounded up to a multiple of 4.
     kp: usize,
+    /// Empty where `wide` is used instead (the AVX2 kernel), so the weights are held once.
     data: Vec<i8>,
     /// The same values widened to i16, for the AVX2 kernel only (empty otherwise).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -147,7 +148,10 @@ impl PackedWeights {
             }
         }
         let wide = if kernel.wants_wide() {
-            data.iter().map(|&v| v as i16).collect()
+            std::mem::take(&mut data)
+                .iter()
+                .map(|&v| v as i16)
+                .collect()
         } else {
             Vec::new()
         };
@@ -171,7 +175,10 @@ impl PackedWeights {
     pub(crate) fn micro(&self, block: usize, a: &[u8], offs: &Offsets, out: &mut [i32; MR * NR]) {
         let kg = self.kp / 4;
         assert!(block < self.rows.div_ceil(MR) && offs.offs.len() == kg && a.len() >= offs.span);
-        let w = &self.data[block * MR * self.kp..(block + 1) * MR * self.kp];
+        let w = self
+            .data
+            .get(block * MR * self.kp..(block + 1) * MR * self.kp)
+            .unwrap_or_default();
         let sums = &self.row_sums[block * MR..(block + 1) * MR];
         let (a, o) = (a.as_ptr(), &offs.offs[..]);
         match self.kernel {
