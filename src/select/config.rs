@@ -22,6 +22,12 @@ pub struct SelectConfig {
     /// start-up `interval` wants every frame until the first keep; a replay at hundreds of
     /// frames a second would otherwise hold thousands of images). Default 32.
     pub max_held: u64,
+    /// Most megabytes (10^6 bytes) of candidate images held at once, counted as RGB at the
+    /// frame's size (2.76 MB at 1280x720, 6.2 MB at 1920x1080): like `max_held`, but the same
+    /// memory whatever the resolution (1..=100000). Default 64: 23 images at 1280x720, which
+    /// keeps the daemon's peak resident memory under 150 MB with the n model however fast it
+    /// segments.
+    pub max_held_mb: u64,
     pub budget: BudgetConfig,
     pub diversity: DiversityConfig,
     pub classes: ClassesConfig,
@@ -37,6 +43,7 @@ impl Default for SelectConfig {
         Self {
             window_ms: 2000,
             max_held: 32,
+            max_held_mb: 64,
             budget: BudgetConfig::default(),
             diversity: DiversityConfig::default(),
             classes: ClassesConfig::default(),
@@ -341,6 +348,7 @@ impl SelectConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("window_ms", self.window_ms, 0, 60_000)?;
         check_range("max_held", self.max_held, 1, 1000)?;
+        check_range("max_held_mb", self.max_held_mb, 1, 100_000)?;
         self.budget.validate().map_err(|e| e.within("budget"))?;
         let d = &self.diversity;
         (|| {
@@ -528,6 +536,7 @@ mod tests {
         };
         assert_eq!(key(&|c| c.window_ms = 100_000), "window_ms");
         assert_eq!(key(&|c| c.max_held = 0), "max_held");
+        assert_eq!(key(&|c| c.max_held_mb = 0), "max_held_mb");
         assert_eq!(key(&|c| c.budget.full_value = 0.0), "budget.full_value");
         assert_eq!(
             key(&|c| c.diversity.min_distance = f32::NAN),

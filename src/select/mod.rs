@@ -108,6 +108,8 @@ pub struct Selector {
     budget: Budget,
     objects: Objects,
     held: VecDeque<Candidate>,
+    /// Bytes of the held candidates' images (RGB at their detections' size).
+    held_bytes: u64,
     last_t: Option<Duration>,
     names_checked: Option<Arc<[String]>>,
     stats: SelectStats,
@@ -117,6 +119,8 @@ pub struct Selector {
 struct Candidate {
     seq: u64,
     t: Duration,
+    /// What the pipeline holds for it: the frame as RGB.
+    image_bytes: u64,
     verdicts: Vec<Verdict>,
     embedding: Vec<f32>,
     /// Classes shown (for class balance).
@@ -156,6 +160,7 @@ impl Selector {
             budget: Budget::new(&cfg.budget),
             objects: Objects::default(),
             held: VecDeque::new(),
+            held_bytes: 0,
             last_t: None,
             names_checked: None,
             stats: SelectStats::default(),
@@ -215,9 +220,12 @@ impl Selector {
         let mut out = Vec::new();
         if verdicts.iter().any(|v| v.fired) {
             self.stats.candidates += 1;
+            let image_bytes = 3 * u64::from(det.image_width) * u64::from(det.image_height);
+            self.held_bytes += image_bytes;
             self.held.push_back(Candidate {
                 seq,
                 t,
+                image_bytes,
                 present: self.classes.present(&frame),
                 embedding: if self.cfg.diversity.enabled {
                     det.embedding.clone()
@@ -241,6 +249,7 @@ impl Selector {
             .front()
             .is_some_and(|c| t.saturating_sub(c.t) >= window)
             || self.held.len() as u64 > self.cfg.max_held
+            || self.held_bytes > self.cfg.max_held_mb * 1_000_000
         {
             self.decide_window(&mut out);
         }
@@ -320,6 +329,7 @@ impl Selector {
         while self.held.front().is_some_and(|c| c.t < end) {
             batch.extend(self.held.pop_front());
         }
+        self.held_bytes -= batch.iter().map(|c| c.image_bytes).sum::<u64>();
         let mut order: Vec<(f32, usize)> = batch
             .iter()
             .enumerate()

@@ -149,6 +149,31 @@ fn a_burst_never_holds_more_than_max_held_candidates() {
 }
 
 #[test]
+fn held_images_are_bounded_in_bytes_whatever_the_resolution() {
+    // 30 fps, every frame wanted, 2 s window: 60 candidates would be held. At 1920x1080 (6.2 MB
+    // as RGB) 64 MB is 10 images; at 320x180 (0.17 MB) max_held (32) binds first.
+    let cfg = only(|c| {
+        c.crowd.enabled = true;
+        c.window_ms = 2000;
+        c.max_held = 32;
+        c.max_held_mb = 64;
+    });
+    for ((w, h), most) in [((1920, 1080), 10), ((320, 180), 32)] {
+        let mut sel = Selector::new(&cfg).unwrap();
+        let mut frame = det(crowd(9));
+        (frame.image_width, frame.image_height) = (w, h);
+        let (mut decided, mut peak) = (0, 0);
+        for i in 0..300u64 {
+            decided += sel.offer(i, ms(i * 33), &frame).len();
+            peak = peak.max(sel.held());
+        }
+        assert_eq!(peak, most, "{w}x{h}");
+        decided += sel.finish().len();
+        assert_eq!(decided, 300, "every frame decided exactly once");
+    }
+}
+
+#[test]
 fn cooldown_keeps_a_lingering_rare_object_from_filling_the_budget() {
     let cfg = only(|c| {
         c.classes.enabled = true;
