@@ -1,6 +1,7 @@
 //! Convolution as tiled im2col + GEMM with bias and activation fused; see the module above.
 
 use super::act::bias_act;
+use super::winograd::Winograd;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
@@ -9,6 +10,11 @@ use std::cell::RefCell;
 
 /// Floats of one im2col tile (`K x columns`); 48 Ki floats = 192 KiB, well inside L2.
 const TILE_FLOATS: usize = 48 * 1024;
+/// Input floats (`c_in x h x w`) from which a 3x3 stride-1 convolution runs as Winograd
+/// F(2x2, 3x3) rather than im2col: below it (yolov8n's 32-channel 20x20 and 128-channel 13x13
+/// maps, anything at 10x10) the 16 small products per block cost more than the MACs they save.
+/// Measured per layer shape in docs/PERFORMANCE.md.
+const WINOGRAD_MIN_INPUT: usize = 32 * 1024;
 /// Columns of one tile of a 1x1 convolution (no patch matrix: the input is the right operand).
 const DIRECT_TILE_COLS: usize = 1024;
 
@@ -42,6 +48,8 @@ pub(crate) struct ConvCpu {
     stride: usize,
     pad: usize,
     silu: bool,
+    /// The same weights transformed for Winograd F(2x2, 3x3), for a 3x3 stride-1 convolution.
+    winograd: Option<Winograd>,
 }
 
 /// A raw output pointer shared by the tiles, each writing its own disjoint block.
@@ -83,6 +91,7 @@ impl ConvCpu {
             k % 2 == 1 && stride >= 1,
             "odd kernels with same padding only"
         );
+        let winograd = (k == 3 && stride == 1).then(|| Winograd::new(&weight, c_in, c_out));
         Self {
             weight,
             bias,
@@ -92,6 +101,7 @@ impl ConvCpu {
             stride,
             pad: k / 2,
             silu,
+            winograd,
         }
     }
 
@@ -103,6 +113,16 @@ impl ConvCpu {
     /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, oh, ow]`, and `residual`, when given,
     /// is added after the activation (`[c_out, oh, ow]` too).
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
+        match &self.winograd {
+            Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => {
+                wg.run(x, h, w, out, &self.bias, self.silu, residual)
+            }
+            _ => self.run_im2col(x, h, w, out, residual),
+        }
+    }
+
+    /// [`Self::run`] as im2col + GEMM.
+    fn run_im2col(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         let (oh, ow) = self.out_size(h, w);
         let n = oh * ow;
         let kk = self.c_in * self.k * self.k;
