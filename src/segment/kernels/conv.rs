@@ -7,6 +7,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 /// Floats of one im2col tile (`K x columns`); 48 Ki floats = 192 KiB, well inside L2.
 const TILE_FLOATS: usize = 48 * 1024;
@@ -48,8 +49,10 @@ pub(crate) struct ConvCpu {
     stride: usize,
     pad: usize,
     silu: bool,
-    /// The same weights transformed for Winograd F(2x2, 3x3), for a 3x3 stride-1 convolution.
-    winograd: Option<Winograd>,
+    /// For a 3x3 stride-1 convolution: the same weights transformed for Winograd F(2x2, 3x3),
+    /// built on the first input large enough to use them (16/9 of the weights again, so a
+    /// model run only at small sizes does not carry them).
+    winograd: Option<OnceLock<Winograd>>,
 }
 
 /// A raw output pointer shared by the tiles, each writing its own disjoint block.
@@ -91,7 +94,7 @@ impl ConvCpu {
             k % 2 == 1 && stride >= 1,
             "odd kernels with same padding only"
         );
-        let winograd = (k == 3 && stride == 1).then(|| Winograd::new(&weight, c_in, c_out));
+        let winograd = (k == 3 && stride == 1).then(OnceLock::new);
         Self {
             weight,
             bias,
@@ -114,9 +117,9 @@ impl ConvCpu {
     /// is added after the activation (`[c_out, oh, ow]` too).
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         match &self.winograd {
-            Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => {
-                wg.run(x, h, w, out, &self.bias, self.silu, residual)
-            }
+            Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => wg
+                .get_or_init(|| Winograd::new(&self.weight, self.c_in, self.c_out))
+                .run(x, h, w, out, &self.bias, self.silu, residual),
             _ => self.run_im2col(x, h, w, out, residual),
         }
     }
@@ -410,6 +413,8 @@ mod tests {
             (24, 8, 3, 2, 8, 8, false),
             (64, 64, 3, 1, 5, 7, true),
             (8, 144, 1, 1, 40, 40, false),
+            // Above WINOGRAD_MIN_INPUT: the Winograd path.
+            (40, 24, 3, 1, 30, 29, true),
         ];
         for (i, &(ci, co, k, s, h, w, silu)) in cases.iter().enumerate() {
             let wv = values(co * ci * k * k, i as u64 + 1);
@@ -439,6 +444,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The Winograd route through the op: a channel-narrowed input (a view at an offset into a
+    /// larger tensor) with a residual, SiLU, odd width.
+    #[test]
+    fn winograd_route_narrowed_with_residual() {
+        let (ci, co, h, w) = (48, 20, 26, 27);
+        assert!(ci * h * w >= WINOGRAD_MIN_INPUT);
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(values(2 * ci * h * w, 21), (1, 2 * ci, h, w), &dev).unwrap();
+        let half = x.narrow(1, ci, ci).unwrap();
+        let (wv, bv) = (values(co * ci * 9, 22), values(co, 23));
+        let op = ConvCpu::new(wv.clone(), bv.clone(), ci, 3, 1, true);
+        let r = Tensor::from_vec(values(co * h * w, 24), (1, co, h, w), &dev).unwrap();
+        let got = half.apply_op2_no_bwd(&r, &ConvAdd(&op)).unwrap();
+        let wt = Tensor::from_vec(wv, (co, ci, 3, 3), &dev).unwrap();
+        let bt = Tensor::from_vec(bv, (1, co, 1, 1), &dev).unwrap();
+        let want = half.contiguous().unwrap().conv2d(&wt, 1, 1, 1, 1).unwrap();
+        let want = (want.broadcast_add(&bt).unwrap().silu().unwrap() + &r).unwrap();
+        let scale = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = (got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff <= 1e-5 * scale, "{diff} of {scale}");
     }
 
     #[test]
