@@ -232,6 +232,25 @@ fn transform_input_generic(
         let (ev, od) = work[..8 * (nt + 1)].split_at_mut(4 * (nt + 1));
         for ci in 0..c_in {
             let plane = &x[ci * h * w..(ci + 1) * h * w];
+            // The same rows two channels ahead, towards L1 (the planes are too far apart for
+            // the hardware prefetcher).
+            #[cfg(target_arch = "x86_64")]
+            if ci + 2 < c_in {
+                let (y0, y1) = ((2 * ty).saturating_sub(1), (2 * ty + 3).min(h));
+                let lo = (2 * tx0).saturating_sub(1);
+                let hi = (2 * tx1 + 1).min(w);
+                for y in y0..y1 {
+                    let row = &x[(ci + 2) * h * w + y * w..][lo..hi];
+                    for c in (0..row.len()).step_by(16) {
+                        // SAFETY: a prefetch of an address inside `row`; it reads nothing.
+                        unsafe {
+                            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                                row[c..].as_ptr().cast(),
+                            )
+                        };
+                    }
+                }
+            }
             for r in 0..4 {
                 let e = &mut ev[r * (nt + 1)..(r + 1) * (nt + 1)];
                 let o = &mut od[r * (nt + 1)..(r + 1) * (nt + 1)];
