@@ -1,14 +1,21 @@
 //! Convolution as tiled im2col + GEMM with bias and activation fused; see the module above.
 
 use super::act::bias_act;
+use super::winograd::Winograd;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 /// Floats of one im2col tile (`K x columns`); 48 Ki floats = 192 KiB, well inside L2.
 const TILE_FLOATS: usize = 48 * 1024;
+/// Input floats (`c_in x h x w`) from which a 3x3 stride-1 convolution runs as Winograd
+/// F(2x2, 3x3) rather than im2col: below it (yolov8n's 32-channel 20x20 and 128-channel 13x13
+/// maps, anything at 10x10) the 16 small products per block cost more than the MACs they save.
+/// Measured per layer shape in docs/PERFORMANCE.md.
+const WINOGRAD_MIN_INPUT: usize = 32 * 1024;
 /// Columns of one tile of a 1x1 convolution (no patch matrix: the input is the right operand).
 const DIRECT_TILE_COLS: usize = 1024;
 
@@ -42,6 +49,10 @@ pub(crate) struct ConvCpu {
     stride: usize,
     pad: usize,
     silu: bool,
+    /// For a 3x3 stride-1 convolution: the same weights transformed for Winograd F(2x2, 3x3),
+    /// built on the first input large enough to use them (16/9 of the weights again, so a
+    /// model run only at small sizes does not carry them).
+    winograd: Option<OnceLock<Winograd>>,
 }
 
 /// A raw output pointer shared by the tiles, each writing its own disjoint block.
@@ -83,6 +94,7 @@ impl ConvCpu {
             k % 2 == 1 && stride >= 1,
             "odd kernels with same padding only"
         );
+        let winograd = (k == 3 && stride == 1).then(OnceLock::new);
         Self {
             weight,
             bias,
@@ -92,6 +104,7 @@ impl ConvCpu {
             stride,
             pad: k / 2,
             silu,
+            winograd,
         }
     }
 
@@ -103,6 +116,16 @@ impl ConvCpu {
     /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, oh, ow]`, and `residual`, when given,
     /// is added after the activation (`[c_out, oh, ow]` too).
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
+        match &self.winograd {
+            Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => wg
+                .get_or_init(|| Winograd::new(&self.weight, self.c_in, self.c_out))
+                .run(x, h, w, out, &self.bias, self.silu, residual),
+            _ => self.run_im2col(x, h, w, out, residual),
+        }
+    }
+
+    /// [`Self::run`] as im2col + GEMM.
+    fn run_im2col(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         let (oh, ow) = self.out_size(h, w);
         let n = oh * ow;
         let kk = self.c_in * self.k * self.k;
@@ -390,6 +413,8 @@ mod tests {
             (24, 8, 3, 2, 8, 8, false),
             (64, 64, 3, 1, 5, 7, true),
             (8, 144, 1, 1, 40, 40, false),
+            // Above WINOGRAD_MIN_INPUT: the Winograd path.
+            (40, 24, 3, 1, 30, 29, true),
         ];
         for (i, &(ci, co, k, s, h, w, silu)) in cases.iter().enumerate() {
             let wv = values(co * ci * k * k, i as u64 + 1);
@@ -419,6 +444,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The Winograd route through the op: a channel-narrowed input (a view at an offset into a
+    /// larger tensor) with a residual, SiLU, odd width.
+    #[test]
+    fn winograd_route_narrowed_with_residual() {
+        let (ci, co, h, w) = (48, 20, 26, 27);
+        assert!(ci * h * w >= WINOGRAD_MIN_INPUT);
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(values(2 * ci * h * w, 21), (1, 2 * ci, h, w), &dev).unwrap();
+        let half = x.narrow(1, ci, ci).unwrap();
+        let (wv, bv) = (values(co * ci * 9, 22), values(co, 23));
+        let op = ConvCpu::new(wv.clone(), bv.clone(), ci, 3, 1, true);
+        let r = Tensor::from_vec(values(co * h * w, 24), (1, co, h, w), &dev).unwrap();
+        let got = half.apply_op2_no_bwd(&r, &ConvAdd(&op)).unwrap();
+        let wt = Tensor::from_vec(wv, (co, ci, 3, 3), &dev).unwrap();
+        let bt = Tensor::from_vec(bv, (1, co, 1, 1), &dev).unwrap();
+        let want = half.contiguous().unwrap().conv2d(&wt, 1, 1, 1, 1).unwrap();
+        let want = (want.broadcast_add(&bt).unwrap().silu().unwrap() + &r).unwrap();
+        let scale = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = (got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff <= 1e-5 * scale, "{diff} of {scale}");
     }
 
     #[test]
