@@ -313,7 +313,7 @@ impl ConvI8 {
             None => None,
         };
         let (per_in, per_out) = (c * h * w, self.c_out * oh * ow);
-        let mut out = vec![0f32; b * per_out];
+        let mut out = super::output_buffer(b * per_out);
         for (i, (xi, oi)) in x
             .chunks_exact(per_in)
             .zip(out.chunks_exact_mut(per_out))

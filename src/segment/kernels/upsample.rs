@@ -109,7 +109,7 @@ impl CustomOp1 for Upsample2xCpu {
             );
         }
         let (per_in, per_out) = (c * h * w, self.c_out * 4 * h * w);
-        let mut out = vec![0f32; b * per_out];
+        let mut out = super::output_buffer(b * per_out);
         for (xi, oi) in x.chunks_exact(per_in).zip(out.chunks_exact_mut(per_out)) {
             self.run(xi, h, w, oi);
         }
