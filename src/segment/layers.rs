@@ -313,17 +313,3 @@ impl Upsample2x {
         Ok(y)
     }
 }
-
-/// `nn.MaxPool2d(k, stride=1, padding=k/2)`: padding counts as minus infinity, as in PyTorch.
-pub(crate) fn max_pool_same(x: &Tensor, k: usize) -> Result<Tensor, SegmentError> {
-    let p = k / 2;
-    let (b, c, h, w) = x.dims4()?;
-    let neg = |shape: (usize, usize, usize, usize)| {
-        Tensor::full(f32::NEG_INFINITY, shape, x.device())?.to_dtype(x.dtype())
-    };
-    let rows = neg((b, c, p, w))?;
-    let x = Tensor::cat(&[&rows, x, &rows], 2)?;
-    let cols = neg((b, c, h + 2 * p, p))?;
-    let x = Tensor::cat(&[&cols, &x, &cols], 3)?;
-    Ok(x.max_pool2d_with_stride(k, 1)?)
-}

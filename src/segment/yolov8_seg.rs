@@ -10,7 +10,8 @@
 //! (box centre/size in input pixels, class sigmoid scores, mask coefficients) and `proto` is
 //! `[1, nm, H/4, W/4]`.
 
-use super::layers::{max_pool_same, Activation, Conv, Target, Upsample2x};
+use super::kernels::{concat_channels, decode_f32, pool_pyramid, Level, Part};
+use super::layers::{Activation, Conv, Target, Upsample2x};
 use super::weights::{Scope, Weights};
 use super::SegmentError;
 use candle_core::{DType, Device, Tensor, D};
@@ -121,21 +122,22 @@ impl C2f {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
+        // y holds the first two parts (the split) side by side; each bottleneck takes the last
+        // part and appends its output.
         let y = self.cv1.forward(x)?;
-        let mut parts = vec![
-            y.narrow(1, 0, self.hidden)?,
-            y.narrow(1, self.hidden, self.hidden)?,
-        ];
+        let mut parts = vec![y.clone()];
+        let mut last = y.narrow(1, self.hidden, self.hidden)?;
         for (a, b) in &self.bottlenecks {
-            let last = parts.last().expect("two parts at least");
             let z = if self.shortcut {
-                b.forward_add(&a.forward(last)?, last)?
+                b.forward_add(&a.forward(&last)?, &last)?
             } else {
-                b.forward(&a.forward(last)?)?
+                b.forward(&a.forward(&last)?)?
             };
-            parts.push(z);
+            parts.push(z.clone());
+            last = z;
         }
-        self.cv2.forward(&Tensor::cat(&parts, 1)?)
+        let parts: Vec<Part<'_>> = parts.iter().map(Part::Plain).collect();
+        self.cv2.forward(&concat_channels(&parts)?)
     }
 }
 
@@ -156,10 +158,7 @@ impl Sppf {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, SegmentError> {
         let y0 = self.cv1.forward(x)?;
-        let y1 = max_pool_same(&y0, 5)?;
-        let y2 = max_pool_same(&y1, 5)?;
-        let y3 = max_pool_same(&y2, 5)?;
-        self.cv2.forward(&Tensor::cat(&[y0, y1, y2, y3], 1)?)
+        self.cv2.forward(&pool_pyramid(&y0, 5, 3)?)
     }
 }
 
@@ -290,32 +289,52 @@ impl SegmentHead {
 
     /// Decoded predictions `[1, 4 + nc + nm, A]` and prototypes, for the three levels `xs`.
     fn forward(&self, xs: [&Tensor; 3]) -> Result<(Tensor, Tensor), SegmentError> {
-        let b = xs[0].dim(0)?;
+        let mut branches = Vec::with_capacity(3);
+        for (i, x) in xs.iter().enumerate() {
+            branches.push([
+                self.boxes[i].forward(x)?,
+                self.classes[i].forward(x)?,
+                self.coefficients[i].forward(x)?,
+            ]);
+        }
+        let levels: Vec<Level<'_>> = branches
+            .iter()
+            .zip(STRIDES)
+            .map(|([boxes, classes, coefs], stride)| Level {
+                boxes,
+                classes,
+                coefs,
+                stride,
+            })
+            .collect();
+        let pred = match decode_f32(&levels, self.reg_max) {
+            Some(pred) => pred?,
+            None => self.decode(&levels)?,
+        };
+        let proto = self.proto.forward(xs[0])?;
+        Ok((pred, proto))
+    }
+
+    /// [`decode_f32`] written with candle's ops, for CUDA and half precision.
+    fn decode(&self, levels: &[Level<'_>]) -> Result<Tensor, SegmentError> {
+        let b = levels[0].boxes.dim(0)?;
         let mut boxes = Vec::with_capacity(3);
         let mut scores = Vec::with_capacity(3);
         let mut coefs = Vec::with_capacity(3);
         let mut anchors = Vec::new();
         let mut strides = Vec::new();
-        for (i, x) in xs.iter().enumerate() {
-            let (_, _, h, w) = x.dims4()?;
-            boxes.push(
-                self.boxes[i]
-                    .forward(x)?
-                    .reshape((b, 4 * self.reg_max, h * w))?,
-            );
-            scores.push(self.classes[i].forward(x)?.reshape((b, self.nc, h * w))?);
-            coefs.push(
-                self.coefficients[i]
-                    .forward(x)?
-                    .reshape((b, self.nm, h * w))?,
-            );
+        for l in levels {
+            let (_, _, h, w) = l.boxes.dims4()?;
+            boxes.push(l.boxes.reshape((b, 4 * self.reg_max, h * w))?);
+            scores.push(l.classes.reshape((b, self.nc, h * w))?);
+            coefs.push(l.coefs.reshape((b, self.nm, h * w))?);
             // Anchor points at pixel centres of each level, row-major (ultralytics make_anchors).
             for y in 0..h {
                 for xx in 0..w {
                     anchors.push((xx as f32 + 0.5, y as f32 + 0.5));
                 }
             }
-            strides.extend(std::iter::repeat_n(STRIDES[i] as f32, h * w));
+            strides.extend(std::iter::repeat_n(l.stride as f32, h * w));
         }
         let a = anchors.len();
         let boxes = Tensor::cat(&boxes, 2)?;
@@ -345,9 +364,10 @@ impl SegmentHead {
         let centre = ((&x1y1 + &x2y2)? * 0.5)?;
         let size = (x2y2 - x1y1)?;
         let dbox = Tensor::cat(&[centre, size], 1)?.broadcast_mul(&stride)?;
-        let pred = Tensor::cat(&[dbox, candle_nn::ops::sigmoid(&scores)?, coefs], 1)?;
-        let proto = self.proto.forward(xs[0])?;
-        Ok((pred, proto))
+        Ok(Tensor::cat(
+            &[dbox, candle_nn::ops::sigmoid(&scores)?, coefs],
+            1,
+        )?)
     }
 }
 
@@ -509,16 +529,18 @@ impl YoloV8Seg {
 
         let n12 = self
             .c2f12
-            .forward(&Tensor::cat(&[&upsample2(&p5)?, &p4], 1)?)?;
+            .forward(&concat_channels(&[Part::Up2(&p5), Part::Plain(&p4)])?)?;
         let n15 = self
             .c2f15
-            .forward(&Tensor::cat(&[&upsample2(&n12)?, &p3], 1)?)?;
+            .forward(&concat_channels(&[Part::Up2(&n12), Part::Plain(&p3)])?)?;
+        let d16 = self.down16.forward(&n15)?;
         let n18 = self
             .c2f18
-            .forward(&Tensor::cat(&[&self.down16.forward(&n15)?, &n12], 1)?)?;
+            .forward(&concat_channels(&[Part::Plain(&d16), Part::Plain(&n12)])?)?;
+        let d19 = self.down19.forward(&n18)?;
         let n21 = self
             .c2f21
-            .forward(&Tensor::cat(&[&self.down19.forward(&n18)?, &p5], 1)?)?;
+            .forward(&concat_channels(&[Part::Plain(&d19), Part::Plain(&p5)])?)?;
 
         let (pred, proto) = self.head.forward([&n15, &n18, &n21])?;
         let embedding = Tensor::cat(
@@ -535,9 +557,4 @@ impl YoloV8Seg {
             embedding,
         })
     }
-}
-
-fn upsample2(x: &Tensor) -> Result<Tensor, SegmentError> {
-    let (_, _, h, w) = x.dims4()?;
-    Ok(x.upsample_nearest2d(2 * h, 2 * w)?)
 }

@@ -23,11 +23,15 @@
 
 mod act;
 mod attention;
+mod concat;
 mod conv;
+mod cpu_f32;
+mod decode;
 mod depthwise;
 mod gelu;
 mod linear;
 mod norm;
+mod pool;
 mod qconv;
 mod qgemm;
 mod qlinear;
@@ -35,11 +39,14 @@ mod upsample;
 mod winograd;
 
 pub(crate) use attention::WindowAttentionCpu;
+pub(crate) use concat::{concat_channels, Part};
 pub(crate) use conv::{ConvAdd, ConvCpu};
+pub(crate) use decode::{decode_f32, Level};
 pub(crate) use depthwise::DepthwiseCpu;
 pub(crate) use gelu::GeluCpu;
 pub(crate) use linear::{LinearAdd, LinearCpu};
 pub(crate) use norm::{LayerNormCpu, NormAxis};
+pub(crate) use pool::pool_pyramid;
 pub(crate) use qconv::{quantize_rows, ConvI8, ConvI8Add};
 pub(crate) use qlinear::{LinearI8, LinearI8Add};
 pub(crate) use upsample::Upsample2xCpu;
