@@ -304,6 +304,8 @@ fn main() {
         // `cargo test --benches` asks for the list; this bench has no named cases.
         return;
     }
+    // As `edgesift` does for every command: the daemon's malloc settings.
+    edgesift::ops::tune_allocator();
     let frames: u64 = arg("--frames").and_then(|s| s.parse().ok()).unwrap_or(3000);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dump = write_dump(tmp.path());

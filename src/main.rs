@@ -10,6 +10,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before the first thread (malloc's arenas are made as threads first allocate); every
+    // command that runs the network gains from it, not only `run`.
+    edgesift::ops::tune_allocator();
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose);
     match cli::run(args.command) {

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use edgesift::config::{self, Config};
-use edgesift::ops::{tune_allocator, Daemon, ResidentMemory};
+use edgesift::ops::{Daemon, ResidentMemory};
 use edgesift::pipeline::{self, Control, RunLimits, StatsSnapshot};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -40,8 +40,6 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 const EXIT_CONFIG: u8 = 2;
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    // Before the first thread: arenas are created as threads first allocate.
-    tune_allocator();
     let (path, mut cfg) = match load_config(a.config.as_deref()) {
         Ok(v) => v,
         Err(e) => {
