@@ -12,6 +12,9 @@
 //!   quantized per call, multiplied by the integer kernels of `qgemm` (AVX-512 VNNI, AVX2, NEON
 //!   with or without `sdot`, scalar; chosen at run time).
 //! - [`Upsample2xCpu`]: the Proto's 2x transposed convolution as one product and a scatter.
+//! - [`concat_channels`], [`pool_pyramid`], [`decode_f32`]: the network's concatenations (with
+//!   the neck's nearest upsample fused in), SPPF's pools and the head's decode, on rayon's pool
+//!   instead of candle's serial ops; plain functions over the tensors' CPU storage.
 //! - For MobileSAM: [`DepthwiseCpu`] (TinyViT's depthwise convolutions, GELU fused), [`GeluCpu`]
 //!   (exact erf GELU), [`LayerNormCpu`] (two-pass, last axis or NCHW channels) and
 //!   [`WindowAttentionCpu`] (TinyViT's windowed attention, one task per window and head),
