@@ -1,11 +1,13 @@
 //! Convolution as tiled im2col + GEMM with bias and activation fused; see the module above.
 
 use super::act::bias_act;
+use super::sgemm::{self, Epilogue, PackedLhs, NR};
 use super::winograd::Winograd;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
@@ -25,23 +27,33 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on this thread's scratch buffer, at least `len` floats long (contents unspecified).
-/// `f` must not call `with_scratch` again (it would panic on the double borrow).
+/// Runs `f` on this thread's scratch buffer, `len` floats long and starting on a 32-byte
+/// boundary (contents unspecified). `f` must not call `with_scratch` again (it would panic on
+/// the double borrow).
 pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|c| {
         let mut c = c.borrow_mut();
-        if c.len() < len {
-            c.resize(len, 0.0);
+        if c.len() < len + 8 {
+            c.resize(len + 8, 0.0);
         }
-        f(&mut c[..len])
+        let off = c.as_ptr().align_offset(32).min(8);
+        f(&mut c[off..off + len])
     })
+}
+
+/// A convolution's weights, `[c_out, c_in * k * k]`.
+#[derive(Debug)]
+enum Weights {
+    /// Row-major (PyTorch's layout flattened), for the `gemm` crate.
+    Plain(Vec<f32>),
+    /// In `sgemm`'s panels, packed at load, where its AVX2 kernel runs.
+    Packed(PackedLhs),
 }
 
 /// A folded convolution (`weight * x + bias`, then SiLU or nothing), "same" padding `k / 2`.
 #[derive(Debug)]
 pub(crate) struct ConvCpu {
-    /// `[c_out, c_in * k * k]`, row-major (PyTorch's layout flattened).
-    weight: Vec<f32>,
+    weight: Weights,
     bias: Vec<f32>,
     c_in: usize,
     c_out: usize,
@@ -95,6 +107,11 @@ impl ConvCpu {
             "odd kernels with same padding only"
         );
         let winograd = (k == 3 && stride == 1).then(OnceLock::new);
+        let weight = if sgemm::available() {
+            Weights::Packed(PackedLhs::new(&weight, c_out, c_in * k * k))
+        } else {
+            Weights::Plain(weight)
+        };
         Self {
             weight,
             bias,
@@ -108,6 +125,14 @@ impl ConvCpu {
         }
     }
 
+    /// The weights as `[c_out, c_in * k * k]`, row-major.
+    fn weight_row_major(&self) -> Cow<'_, [f32]> {
+        match &self.weight {
+            Weights::Plain(w) => Cow::Borrowed(w),
+            Weights::Packed(p) => Cow::Owned(p.row_major()),
+        }
+    }
+
     fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
         let o = |v: usize| (v + 2 * self.pad - self.k) / self.stride + 1;
         (o(h), o(w))
@@ -118,7 +143,7 @@ impl ConvCpu {
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         match &self.winograd {
             Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => wg
-                .get_or_init(|| Winograd::new(&self.weight, self.c_in, self.c_out))
+                .get_or_init(|| Winograd::new(&self.weight_row_major(), self.c_in, self.c_out))
                 .run(x, h, w, out, &self.bias, self.silu, residual),
             _ => self.run_im2col(x, h, w, out, residual),
         }
@@ -135,16 +160,26 @@ impl ConvCpu {
         let residual = residual.map(|r| OutPtr(r.as_ptr().cast_mut()));
         let direct = self.k == 1 && self.stride == 1;
         let threads = rayon::current_num_threads().max(1);
+        let packed = match &self.weight {
+            Weights::Packed(p) => Some(p),
+            Weights::Plain(_) => None,
+        };
 
         // Column tiles sized for the cache; on small maps, enough tiles to feed every thread
-        // (2 each, for balance), then split the output channels too.
-        let mut tn = if direct {
-            DIRECT_TILE_COLS
-        } else {
-            (TILE_FLOATS / kk).clamp(64, 4096)
+        // (2 each, for balance), then split the output channels too. With `sgemm` the 1x1
+        // input is packed per tile as well, so those tiles are sized like the patch tiles, and
+        // all are whole panels where the map allows.
+        let mut tn = match (direct, packed.is_some()) {
+            (true, false) => DIRECT_TILE_COLS,
+            (false, false) => (TILE_FLOATS / kk).clamp(64, 4096),
+            (_, true) => ((TILE_FLOATS / kk).clamp(NR, 4096) / NR) * NR,
         };
         if n.div_ceil(tn) < 2 * threads {
-            tn = n.div_ceil(2 * threads).next_multiple_of(16).max(32);
+            tn = if packed.is_some() {
+                n.div_ceil(2 * threads).next_multiple_of(NR)
+            } else {
+                n.div_ceil(2 * threads).next_multiple_of(16).max(32)
+            };
         }
         let tn = tn.min(n);
         let n_tiles = n.div_ceil(tn);
@@ -167,28 +202,50 @@ impl ConvCpu {
             // SAFETY: (m0..m1, n0..n1) is inside the [c_out, n] output, and no other tile
             // touches it.
             let dst = unsafe { out_ptr.at(m0 * n + n0) };
-            let lhs = self.weight[m0 * kk..].as_ptr();
+            // SAFETY: the same block of the residual, which has the output's layout and is
+            // only read.
+            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
+            let lhs = match &self.weight {
+                Weights::Packed(p) => {
+                    with_scratch(sgemm::packed_rhs_len(kk, cols), |col| {
+                        if direct {
+                            sgemm::pack_rhs(&x[n0..], n, kk, cols, col);
+                        } else {
+                            self.im2col(x, h, w, ow, n0, n1, col, true);
+                        }
+                        let epi = Epilogue {
+                            bias: &self.bias[m0..m1],
+                            silu: self.silu,
+                            residual: res,
+                        };
+                        // SAFETY: m0 is a multiple of 8 (so of MR) and m1 <= c_out; `col` holds
+                        // the tile's panels; dst and the residual as above, at row stride n.
+                        unsafe { sgemm::gemm_packed(p, m0, rows, col, cols, dst, n, Some(epi)) };
+                    });
+                    return;
+                }
+                Weights::Plain(wt) => wt[m0 * kk..].as_ptr(),
+            };
             if direct {
                 // SAFETY: lhs is [rows, kk] at row stride kk; rhs is x[.., n0..n1], [kk, cols]
                 // at row stride n; dst as above. All in bounds.
                 unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, x[n0..].as_ptr(), n) };
             } else {
                 with_scratch(kk * cols, |col| {
-                    self.im2col(x, h, w, ow, n0, n1, col);
+                    self.im2col(x, h, w, ow, n0, n1, col, false);
                     // SAFETY: rhs is the [kk, cols] patch tile; the rest as above.
                     unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, col.as_ptr(), cols) };
                 });
             }
-            // SAFETY: the same block of the output, written by the product just above; the
-            // residual has the output's layout and is only read.
-            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
+            // SAFETY: the same block of the output, written by the product just above, and of
+            // the residual.
             unsafe { bias_act(dst, rows, cols, n, &self.bias[m0..m1], self.silu, res) };
         });
     }
 
     /// The patch matrix of output pixels `n0..n1` (row-major over the `oh x ow` output):
     /// `col[(ci, ky, kx), j]` = input value under tap (ky, kx) of channel ci for pixel n0 + j,
-    /// zero in the padding.
+    /// zero in the padding. Row-major `[c_in k k, n1 - n0]`, or in `sgemm`'s panels if `panels`.
     #[allow(clippy::too_many_arguments)]
     fn im2col(
         &self,
@@ -199,20 +256,29 @@ impl ConvCpu {
         n0: usize,
         n1: usize,
         col: &mut [f32],
+        panels: bool,
     ) {
         let (k, s, p) = (self.k, self.stride, self.pad);
         let cols = n1 - n0;
+        let kk = self.c_in * k * k;
         for ci in 0..self.c_in {
             let plane = &x[ci * h * w..(ci + 1) * h * w];
             for ky in 0..k {
                 for kx in 0..k {
                     let r = (ci * k + ky) * k + kx;
-                    let row = &mut col[r * cols..(r + 1) * cols];
                     let mut idx = n0;
                     while idx < n1 {
                         let (oy, ox0) = (idx / ow, idx % ow);
-                        let ox1 = ow.min(ox0 + (n1 - idx));
-                        let dst = &mut row[idx - n0..idx - n0 + (ox1 - ox0)];
+                        let mut ox1 = ow.min(ox0 + (n1 - idx));
+                        let j = idx - n0;
+                        // A run of one output row, and in panel layout of one panel.
+                        let start = if panels {
+                            ox1 = ox1.min(ox0 + NR - j % NR);
+                            sgemm::rhs_index(kk, r, j)
+                        } else {
+                            r * cols + j
+                        };
+                        let dst = &mut col[start..start + (ox1 - ox0)];
                         idx += ox1 - ox0;
                         let iy = oy * s + ky;
                         if iy < p || iy - p >= h {

@@ -31,6 +31,7 @@ mod norm;
 mod qconv;
 mod qgemm;
 mod qlinear;
+mod sgemm;
 mod upsample;
 mod winograd;
 
