@@ -1,7 +1,7 @@
 //! Convolution as tiled im2col + GEMM with bias and activation fused; see the module above.
 
 use super::act::bias_act;
-use super::sgemm::{self, Epilogue, PackedLhs, NR};
+use super::sgemm::{self, Epilogue, PackedLhs, Rhs, NR};
 use super::winograd::Winograd;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
@@ -96,6 +96,20 @@ impl ConvCpu {
         stride: usize,
         silu: bool,
     ) -> Self {
+        Self::with_kernel(weight, bias, c_in, k, stride, silu, sgemm::available())
+    }
+
+    /// [`Self::new`] with the product chosen: `sgemm` (`packed`, which must be available) or
+    /// the `gemm` crate.
+    fn with_kernel(
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        silu: bool,
+        packed: bool,
+    ) -> Self {
         let c_out = bias.len();
         assert_eq!(
             weight.len(),
@@ -107,7 +121,7 @@ impl ConvCpu {
             "odd kernels with same padding only"
         );
         let winograd = (k == 3 && stride == 1).then(OnceLock::new);
-        let weight = if sgemm::available() {
+        let weight = if packed {
             Weights::Packed(PackedLhs::new(&weight, c_out, c_in * k * k))
         } else {
             Weights::Plain(weight)
@@ -143,7 +157,10 @@ impl ConvCpu {
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         match &self.winograd {
             Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => wg
-                .get_or_init(|| Winograd::new(&self.weight_row_major(), self.c_in, self.c_out))
+                .get_or_init(|| {
+                    let packed = matches!(self.weight, Weights::Packed(_));
+                    Winograd::new(&self.weight_row_major(), self.c_in, self.c_out, packed)
+                })
                 .run(x, h, w, out, &self.bias, self.silu, residual),
             _ => self.run_im2col(x, h, w, out, residual),
         }
@@ -220,7 +237,8 @@ impl ConvCpu {
                         };
                         // SAFETY: m0 is a multiple of 8 (so of MR) and m1 <= c_out; `col` holds
                         // the tile's panels; dst and the residual as above, at row stride n.
-                        unsafe { sgemm::gemm_packed(p, m0, rows, col, cols, dst, n, Some(epi)) };
+                        let rhs = Rhs::packed(col, kk);
+                        unsafe { sgemm::gemm_packed(p, m0, rows, rhs, cols, dst, n, Some(epi)) };
                     });
                     return;
                 }
@@ -479,6 +497,9 @@ mod tests {
             (24, 8, 3, 2, 8, 8, false),
             (64, 64, 3, 1, 5, 7, true),
             (8, 144, 1, 1, 40, 40, false),
+            // Channel counts that no micro-kernel width divides, 1x1 and 3x3.
+            (5, 7, 1, 1, 13, 11, true),
+            (9, 13, 3, 2, 15, 17, true),
             // Above WINOGRAD_MIN_INPUT: the Winograd path.
             (40, 24, 3, 1, 30, 29, true),
         ];
@@ -498,16 +519,21 @@ mod tests {
             if silu {
                 want = want.silu().unwrap();
             }
-            let op = ConvCpu::new(wv, bv, ci, k, s, silu);
-            let got = x.apply_op1_no_bwd(&op).unwrap();
-            assert_eq!(got.dims(), want.dims(), "case {i}");
-            let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want_dims = want.dims().to_vec();
             let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "case {i} value {j}: {g} vs {w}"
-                );
+            // Both products: `sgemm` where this CPU has AVX2 + FMA, and the `gemm` crate
+            // (the other CPUs' path) always.
+            for packed in [false, sgemm::available()] {
+                let op = ConvCpu::with_kernel(wv.clone(), bv.clone(), ci, k, s, silu, packed);
+                let got = x.apply_op1_no_bwd(&op).unwrap();
+                assert_eq!(got.dims(), want_dims, "case {i}");
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "case {i} packed {packed} value {j}: {g} vs {w}"
+                    );
+                }
             }
         }
     }

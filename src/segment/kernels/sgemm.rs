@@ -98,6 +98,45 @@ pub(super) fn pack_rhs(src: &[f32], stride: usize, k: usize, cols: usize, dst: &
     }
 }
 
+/// The right operand `B` (`k` rows): panel `p` (columns `p * NR ..`) starts at
+/// `data[p * panel]`, its row `kk` at `ldb * kk` further. Packed ([`Rhs::packed`], `ldb = NR`) or
+/// read in place from a row-major matrix ([`Rhs::rows`], `panel = NR`).
+#[derive(Clone, Copy)]
+pub(super) struct Rhs<'a> {
+    data: &'a [f32],
+    ldb: usize,
+    panel: usize,
+}
+
+impl<'a> Rhs<'a> {
+    /// `data` in panel layout (see [`pack_rhs`]) for `k` rows.
+    pub(super) fn packed(data: &'a [f32], k: usize) -> Self {
+        Self {
+            data,
+            ldb: NR,
+            panel: k * NR,
+        }
+    }
+
+    /// A row-major matrix at row stride `ldb`. The kernel reads whole panels: `data` must
+    /// extend `NR` floats past the last row's first column of the last panel (the values there
+    /// are computed on but never stored).
+    pub(super) fn rows(data: &'a [f32], ldb: usize) -> Self {
+        Self {
+            data,
+            ldb,
+            panel: NR,
+        }
+    }
+
+    /// Whether the `k x cols` matrix is inside `data`, full panels read.
+    fn holds(&self, k: usize, cols: usize) -> bool {
+        k == 0
+            || cols == 0
+            || (cols - 1) / NR * self.panel + (k - 1) * self.ldb + NR <= self.data.len()
+    }
+}
+
 /// What is done to each product before it is stored: `act(v + bias[r]) (+ residual)`, the same
 /// as `act::bias_act`.
 #[derive(Clone, Copy)]
@@ -113,8 +152,8 @@ pub(super) struct Epilogue<'a> {
 /// row stride `ldc`; every element of that block is written, nothing else.
 ///
 /// # Safety
-/// `row0` must be a multiple of [`MR`] and `row0 + rows` at most the packed rows; `rhs` must hold
-/// `packed_rhs_len(k, cols)` floats in panel layout; `dst` (and the epilogue's residual)
+/// `row0` must be a multiple of [`MR`] and `row0 + rows` at most the packed rows; `dst` (and
+/// the epilogue's residual)
 /// must address `rows` rows of `cols` floats at stride `ldc` that nothing else accesses during
 /// the call; `epi.bias` must hold `rows` values.
 #[allow(clippy::too_many_arguments)]
@@ -122,14 +161,14 @@ pub(super) unsafe fn gemm_packed(
     lhs: &PackedLhs,
     row0: usize,
     rows: usize,
-    rhs: &[f32],
+    rhs: Rhs,
     cols: usize,
     dst: *mut f32,
     ldc: usize,
     epi: Option<Epilogue>,
 ) {
     assert!(row0 % MR == 0 && row0 + rows <= lhs.rows, "row block");
-    assert!(rhs.len() >= packed_rhs_len(lhs.k, cols), "rhs panels");
+    assert!(rhs.holds(lhs.k, cols), "rhs panels");
     assert!(epi.is_none_or(|e| e.bias.len() >= rows), "a bias per row");
     #[cfg(target_arch = "x86_64")]
     if available() {
@@ -147,13 +186,14 @@ unsafe fn gemm_blocks<const FAST: bool>(
     lhs: &PackedLhs,
     row0: usize,
     rows: usize,
-    rhs: &[f32],
+    rhs: Rhs,
     cols: usize,
     dst: *mut f32,
     ldc: usize,
     epi: Option<Epilogue>,
 ) {
     let k = lhs.k;
+    let ldb = rhs.ldb;
     if k == 0 {
         for r in 0..rows {
             for j in 0..cols {
@@ -180,7 +220,7 @@ unsafe fn gemm_blocks<const FAST: bool>(
         let (first, last) = (k0 == 0, k0 + kc == k);
         for (p, c0) in (0..cols).step_by(NR).enumerate() {
             let nc = NR.min(cols - c0);
-            let b = rhs[(p * k + k0) * NR..].as_ptr();
+            let b = rhs.data[p * rhs.panel + k0 * ldb..].as_ptr();
             for r0 in (0..rows).step_by(MR) {
                 let nr = MR.min(rows - r0);
                 let a = lhs.data[((row0 + r0) / MR * k + k0) * MR..].as_ptr();
@@ -204,11 +244,13 @@ unsafe fn gemm_blocks<const FAST: bool>(
                     // SAFETY: `FAST` is only chosen after detecting the features; `a` and `b`
                     // hold `kc` steps; the block is the caller's.
                     unsafe {
-                        avx2::micro(kc, a, b, &block, tail.map(|(s, r)| (&bias, s, r)))
+                        avx2::micro(kc, a, b, ldb, &block, tail.map(|(s, r)| (&bias, s, r)))
                     };
                 } else {
                     // SAFETY: as above.
-                    unsafe { micro_scalar(kc, a, b, &block, tail.map(|(s, r)| (&bias, s, r))) };
+                    unsafe {
+                        micro_scalar(kc, a, b, ldb, &block, tail.map(|(s, r)| (&bias, s, r)))
+                    };
                 }
             }
         }
@@ -232,16 +274,23 @@ type Tail<'a> = Option<(&'a [f32; MR], bool, Option<*const f32>)>;
 /// The scalar micro-kernel (other CPUs and the tests).
 ///
 /// # Safety
-/// `a` holds `kc * MR` floats, `b` `kc * NR`; the block's memory is writable (and the
+/// `a` holds `kc * MR` floats, `b` `kc` rows of `NR` at stride `ldb`; the block's memory is writable (and the
 /// residual's readable) and nobody else's.
-unsafe fn micro_scalar(kc: usize, a: *const f32, b: *const f32, blk: &Block, tail: Tail) {
+unsafe fn micro_scalar(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    blk: &Block,
+    tail: Tail,
+) {
     let mut acc = [[0f32; NR]; MR];
     for kk in 0..kc {
         // SAFETY: the caller's.
         let (av, bv) = unsafe {
             (
                 std::slice::from_raw_parts(a.add(kk * MR), MR),
-                std::slice::from_raw_parts(b.add(kk * NR), NR),
+                std::slice::from_raw_parts(b.add(kk * ldb), NR),
             )
         };
         for (row, &x) in acc.iter_mut().zip(av) {
@@ -288,27 +337,90 @@ mod avx2 {
     /// # Safety
     /// AVX2 and FMA must be available; otherwise as `micro_scalar`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn micro(kc: usize, a: *const f32, b: *const f32, blk: &Block, tail: Tail) {
+    pub(super) unsafe fn micro(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        blk: &Block,
+        tail: Tail,
+    ) {
         const V: usize = NR / 8;
-        let mut acc = [[_mm256_setzero_ps(); V]; MR];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            // SAFETY: `a` and `b` advance by one step of `kc`, which the caller guarantees.
+        // The k loop in assembly: written with intrinsics (an array of accumulators or twelve
+        // named ones), LLVM rotated the registers through moves every step and kept one
+        // accumulator on the stack, since the loop needs all 16 ymm registers (12 accumulators,
+        // 3 of `B`, 1 broadcast). That ran at less than half the speed of `gemm`'s kernel.
+        let z = _mm256_setzero_ps();
+        let (mut c00, mut c01, mut c02, mut c10, mut c11, mut c12) = (z, z, z, z, z, z);
+        let (mut c20, mut c21, mut c22, mut c30, mut c31, mut c32) = (z, z, z, z, z, z);
+        if kc > 0 {
+            // SAFETY: reads `kc * MR` floats from `a` and `kc` rows of `NR` from `b`, which the caller
+            // guarantees; writes only the registers named.
             unsafe {
-                let bv = [
-                    _mm256_loadu_ps(b),
-                    _mm256_loadu_ps(b.add(8)),
-                    _mm256_loadu_ps(b.add(16)),
-                ];
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*a.add(r));
-                    for (c, y) in row.iter_mut().zip(bv) {
-                        *c = _mm256_fmadd_ps(x, y, *c);
-                    }
-                }
-                a = a.add(MR);
-                b = b.add(NR);
+                std::arch::asm!(
+                    "2:",
+                    "vmovups ymm12, [{b}]",
+                    "vmovups ymm13, [{b} + 32]",
+                    "vmovups ymm14, [{b} + 64]",
+                    "vbroadcastss ymm15, dword ptr [{a}]",
+                    "vfmadd231ps ymm0, ymm15, ymm12",
+                    "vfmadd231ps ymm1, ymm15, ymm13",
+                    "vfmadd231ps ymm2, ymm15, ymm14",
+                    "vbroadcastss ymm15, dword ptr [{a} + 4]",
+                    "vfmadd231ps ymm3, ymm15, ymm12",
+                    "vfmadd231ps ymm4, ymm15, ymm13",
+                    "vfmadd231ps ymm5, ymm15, ymm14",
+                    "vbroadcastss ymm15, dword ptr [{a} + 8]",
+                    "vfmadd231ps ymm6, ymm15, ymm12",
+                    "vfmadd231ps ymm7, ymm15, ymm13",
+                    "vfmadd231ps ymm8, ymm15, ymm14",
+                    "vbroadcastss ymm15, dword ptr [{a} + 12]",
+                    "vfmadd231ps ymm9, ymm15, ymm12",
+                    "vfmadd231ps ymm10, ymm15, ymm13",
+                    "vfmadd231ps ymm11, ymm15, ymm14",
+                    "add {a}, 16",
+                    "add {b}, {ldb}",
+                    "dec {k}",
+                    "jnz 2b",
+                    a = inout(reg) a => _,
+                    b = inout(reg) b => _,
+                    ldb = in(reg) ldb * 4,
+                    k = inout(reg) kc => _,
+                    inout("ymm0") c00,
+                    inout("ymm1") c01,
+                    inout("ymm2") c02,
+                    inout("ymm3") c10,
+                    inout("ymm4") c11,
+                    inout("ymm5") c12,
+                    inout("ymm6") c20,
+                    inout("ymm7") c21,
+                    inout("ymm8") c22,
+                    inout("ymm9") c30,
+                    inout("ymm10") c31,
+                    inout("ymm11") c32,
+                    out("ymm12") _,
+                    out("ymm13") _,
+                    out("ymm14") _,
+                    out("ymm15") _,
+                    options(nostack, readonly),
+                );
             }
+        }
+        let acc = [
+            [c00, c01, c02],
+            [c10, c11, c12],
+            [c20, c21, c22],
+            [c30, c31, c32],
+        ];
+        if blk.nr == MR && blk.nc == NR && blk.first && tail.is_none() {
+            // The common case of Winograd's products, whose k is small: straight stores.
+            for (r, row) in acc.iter().enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    // SAFETY: a full block: rows r < MR, columns 8 j + 8 <= NR.
+                    unsafe { _mm256_storeu_ps(blk.c.add(r * blk.ldc + 8 * j), v) };
+                }
+            }
+            return;
         }
         // Lanes of each vector that are stored (8 but in the last panel's tail).
         let lanes: [usize; V] = std::array::from_fn(|j| blk.nc.saturating_sub(8 * j).min(8));
@@ -472,10 +584,22 @@ mod tests {
             let res = values(brows * ldc, ci as u64 + 120);
             let lhs = PackedLhs::new(&w, rows, k);
             assert_eq!(lhs.row_major(), w);
-            let mut rhs = vec![f32::NAN; packed_rhs_len(k, cols)];
-            pack_rhs(&bmat, cols, k, cols, &mut rhs);
+            let mut packed = vec![f32::NAN; packed_rhs_len(k, cols)];
+            pack_rhs(&bmat, cols, k, cols, &mut packed);
+            // The same matrix in place, at a wider row stride and with the panel overhang.
+            let ldb = cols + 3;
+            let mut inplace = vec![f32::NAN; k * ldb + NR];
+            for kk in 0..k {
+                inplace[kk * ldb..kk * ldb + cols]
+                    .copy_from_slice(&bmat[kk * cols..(kk + 1) * cols]);
+            }
             for &(with_bias, with_silu, with_res) in &tails {
-                for &fast in kernels {
+                for (&fast, in_place) in kernels.iter().flat_map(|f| [(f, false), (f, true)]) {
+                    let rhs = if in_place {
+                        Rhs::rows(&inplace, ldb)
+                    } else {
+                        Rhs::packed(&packed, k)
+                    };
                     let mut dst = vec![f32::NAN; brows * ldc];
                     // The columns between the block's rows are not the kernel's.
                     for r in 0..brows {
@@ -486,16 +610,8 @@ mod tests {
                         silu: with_silu,
                         residual: with_res.then_some(res.as_ptr()),
                     });
-                    let args = (
-                        &lhs,
-                        row0,
-                        brows,
-                        &rhs[..],
-                        cols,
-                        dst.as_mut_ptr(),
-                        ldc,
-                        epi,
-                    );
+                    assert!(rhs.holds(k, cols));
+                    let args = (&lhs, row0, brows, rhs, cols, dst.as_mut_ptr(), ldc, epi);
                     unsafe {
                         if fast {
                             gemm_blocks::<true>(
@@ -536,7 +652,7 @@ mod tests {
                             let tol = 1e-6 * (mag + 2.0);
                             assert!(
                                 (got as f64 - want).abs() <= tol,
-                                "case {ci} fast {fast} tail {with_bias}/{with_silu}/{with_res} \
+                                "case {ci} fast {fast} in place {in_place} tail {with_bias}/{with_silu}/{with_res} \
                                  ({r}, {j}): {got} vs {want}"
                             );
                         }
