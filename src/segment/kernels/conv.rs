@@ -309,7 +309,12 @@ impl ConvCpu {
                             let lo = (p.saturating_sub(kx)).clamp(ox0, ox1);
                             let hi = (w + p).saturating_sub(kx).clamp(ox0, ox1);
                             dst[..lo - ox0].fill(0.0);
-                            dst[lo - ox0..hi - ox0].copy_from_slice(&src[lo + kx - p..hi + kx - p]);
+                            let run = &src[lo + kx - p..hi + kx - p];
+                            if panels {
+                                sgemm::copy_short(&mut dst[lo - ox0..hi - ox0], run);
+                            } else {
+                                dst[lo - ox0..hi - ox0].copy_from_slice(run);
+                            }
                             dst[hi - ox0..].fill(0.0);
                         } else {
                             for (d, ox) in dst.iter_mut().zip(ox0..ox1) {

@@ -93,8 +93,25 @@ pub(super) fn pack_rhs(src: &[f32], stride: usize, k: usize, cols: usize, dst: &
         let row = &src[kk * stride..kk * stride + cols];
         for (p, chunk) in row.chunks(NR).enumerate() {
             let at = (p * k + kk) * NR;
-            dst[at..at + chunk.len()].copy_from_slice(chunk);
+            copy_short(&mut dst[at..at + chunk.len()], chunk);
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of the panel layout, in 8-float blocks of
+/// fixed size: `copy_from_slice` of a run of variable length is a call to `memmove`, which for
+/// runs of at most 24 floats cost more than the copy.
+#[inline(always)]
+pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "same lengths");
+    let mut d8 = dst.chunks_exact_mut(8);
+    let mut s8 = src.chunks_exact(8);
+    for (d, s) in (&mut d8).zip(&mut s8) {
+        let block: [f32; 8] = s.try_into().expect("8 floats");
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+        *d = *s;
     }
 }
 
