@@ -224,12 +224,21 @@ impl ConvCpu {
             let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
             let lhs = match &self.weight {
                 Weights::Packed(p) => {
-                    with_scratch(sgemm::packed_rhs_len(kk, cols), |col| {
-                        if direct {
+                    // The 1x1 input is packed into panels; the patch tile is gathered row-major
+                    // (long runs) and read in place, NR floats of slack after it.
+                    let len = if direct {
+                        sgemm::packed_rhs_len(kk, cols)
+                    } else {
+                        kk * cols + NR
+                    };
+                    with_scratch(len, |col| {
+                        let rhs = if direct {
                             sgemm::pack_rhs(&x[n0..], n, kk, cols, col);
+                            Rhs::packed(col, kk)
                         } else {
-                            self.im2col(x, h, w, ow, n0, n1, col, true);
-                        }
+                            self.im2col(x, h, w, ow, n0, n1, col);
+                            Rhs::rows(col, cols)
+                        };
                         let epi = Epilogue {
                             bias: &self.bias[m0..m1],
                             silu: self.silu,
@@ -237,7 +246,6 @@ impl ConvCpu {
                         };
                         // SAFETY: m0 is a multiple of 8 (so of MR) and m1 <= c_out; `col` holds
                         // the tile's panels; dst and the residual as above, at row stride n.
-                        let rhs = Rhs::packed(col, kk);
                         unsafe { sgemm::gemm_packed(p, m0, rows, rhs, cols, dst, n, Some(epi)) };
                     });
                     return;
@@ -250,7 +258,7 @@ impl ConvCpu {
                 unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, x[n0..].as_ptr(), n) };
             } else {
                 with_scratch(kk * cols, |col| {
-                    self.im2col(x, h, w, ow, n0, n1, col, false);
+                    self.im2col(x, h, w, ow, n0, n1, col);
                     // SAFETY: rhs is the [kk, cols] patch tile; the rest as above.
                     unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, col.as_ptr(), cols) };
                 });
@@ -263,7 +271,7 @@ impl ConvCpu {
 
     /// The patch matrix of output pixels `n0..n1` (row-major over the `oh x ow` output):
     /// `col[(ci, ky, kx), j]` = input value under tap (ky, kx) of channel ci for pixel n0 + j,
-    /// zero in the padding. Row-major `[c_in k k, n1 - n0]`, or in `sgemm`'s panels if `panels`.
+    /// zero in the padding.
     #[allow(clippy::too_many_arguments)]
     fn im2col(
         &self,
@@ -274,29 +282,20 @@ impl ConvCpu {
         n0: usize,
         n1: usize,
         col: &mut [f32],
-        panels: bool,
     ) {
         let (k, s, p) = (self.k, self.stride, self.pad);
         let cols = n1 - n0;
-        let kk = self.c_in * k * k;
         for ci in 0..self.c_in {
             let plane = &x[ci * h * w..(ci + 1) * h * w];
             for ky in 0..k {
                 for kx in 0..k {
                     let r = (ci * k + ky) * k + kx;
+                    let row = &mut col[r * cols..(r + 1) * cols];
                     let mut idx = n0;
                     while idx < n1 {
                         let (oy, ox0) = (idx / ow, idx % ow);
-                        let mut ox1 = ow.min(ox0 + (n1 - idx));
-                        let j = idx - n0;
-                        // A run of one output row, and in panel layout of one panel.
-                        let start = if panels {
-                            ox1 = ox1.min(ox0 + NR - j % NR);
-                            sgemm::rhs_index(kk, r, j)
-                        } else {
-                            r * cols + j
-                        };
-                        let dst = &mut col[start..start + (ox1 - ox0)];
+                        let ox1 = ow.min(ox0 + (n1 - idx));
+                        let dst = &mut row[idx - n0..idx - n0 + (ox1 - ox0)];
                         idx += ox1 - ox0;
                         let iy = oy * s + ky;
                         if iy < p || iy - p >= h {
@@ -309,12 +308,7 @@ impl ConvCpu {
                             let lo = (p.saturating_sub(kx)).clamp(ox0, ox1);
                             let hi = (w + p).saturating_sub(kx).clamp(ox0, ox1);
                             dst[..lo - ox0].fill(0.0);
-                            let run = &src[lo + kx - p..hi + kx - p];
-                            if panels {
-                                sgemm::copy_short(&mut dst[lo - ox0..hi - ox0], run);
-                            } else {
-                                dst[lo - ox0..hi - ox0].copy_from_slice(run);
-                            }
+                            dst[lo - ox0..hi - ox0].copy_from_slice(&src[lo + kx - p..hi + kx - p]);
                             dst[hi - ox0..].fill(0.0);
                         } else {
                             for (d, ox) in dst.iter_mut().zip(ox0..ox1) {

@@ -78,12 +78,6 @@ pub(super) fn packed_rhs_len(k: usize, cols: usize) -> usize {
     cols.div_ceil(NR) * NR * k
 }
 
-/// Index of element `(kk, j)` of a `B` with `k` rows in panel layout.
-#[inline(always)]
-pub(super) fn rhs_index(k: usize, kk: usize, j: usize) -> usize {
-    ((j / NR) * k + kk) * NR + j % NR
-}
-
 /// Packs `src` (`k` rows of `cols` values, row `kk` at `src[kk * stride..]`) into `dst` in
 /// panel layout. The columns past `cols` in the last panel are left as they are: the kernel
 /// computes them but never stores them.
@@ -102,7 +96,7 @@ pub(super) fn pack_rhs(src: &[f32], stride: usize, k: usize, cols: usize, dst: &
 /// fixed size: `copy_from_slice` of a run of variable length is a call to `memmove`, which for
 /// runs of at most 24 floats cost more than the copy.
 #[inline(always)]
-pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
+fn copy_short(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "same lengths");
     let mut d8 = dst.chunks_exact_mut(8);
     let mut s8 = src.chunks_exact(8);
@@ -691,6 +685,5 @@ mod tests {
         assert_eq!(dst[2 * NR..2 * NR + 2], [24.0, 25.0]);
         assert_eq!(dst[3 * NR..3 * NR + 2], [54.0, 55.0]);
         assert_eq!(dst[2 * NR + 2], -1.0);
-        assert_eq!(rhs_index(2, 1, 25), 3 * NR + 1);
     }
 }
