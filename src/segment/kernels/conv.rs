@@ -1,11 +1,13 @@
 //! Convolution as tiled im2col + GEMM with bias and activation fused; see the module above.
 
 use super::act::bias_act;
+use super::sgemm::{self, Epilogue, PackedLhs, Rhs, NR};
 use super::winograd::Winograd;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
@@ -25,23 +27,33 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on this thread's scratch buffer, at least `len` floats long (contents unspecified).
-/// `f` must not call `with_scratch` again (it would panic on the double borrow).
+/// Runs `f` on this thread's scratch buffer, `len` floats long and starting on a 32-byte
+/// boundary (contents unspecified). `f` must not call `with_scratch` again (it would panic on
+/// the double borrow).
 pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|c| {
         let mut c = c.borrow_mut();
-        if c.len() < len {
-            c.resize(len, 0.0);
+        if c.len() < len + 8 {
+            c.resize(len + 8, 0.0);
         }
-        f(&mut c[..len])
+        let off = c.as_ptr().align_offset(32).min(8);
+        f(&mut c[off..off + len])
     })
+}
+
+/// A convolution's weights, `[c_out, c_in * k * k]`.
+#[derive(Debug)]
+enum Weights {
+    /// Row-major (PyTorch's layout flattened), for the `gemm` crate.
+    Plain(Vec<f32>),
+    /// In `sgemm`'s panels, packed at load, where its AVX2 kernel runs.
+    Packed(PackedLhs),
 }
 
 /// A folded convolution (`weight * x + bias`, then SiLU or nothing), "same" padding `k / 2`.
 #[derive(Debug)]
 pub(crate) struct ConvCpu {
-    /// `[c_out, c_in * k * k]`, row-major (PyTorch's layout flattened).
-    weight: Vec<f32>,
+    weight: Weights,
     bias: Vec<f32>,
     c_in: usize,
     c_out: usize,
@@ -84,6 +96,20 @@ impl ConvCpu {
         stride: usize,
         silu: bool,
     ) -> Self {
+        Self::with_kernel(weight, bias, c_in, k, stride, silu, sgemm::available())
+    }
+
+    /// [`Self::new`] with the product chosen: `sgemm` (`packed`, which must be available) or
+    /// the `gemm` crate.
+    fn with_kernel(
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        c_in: usize,
+        k: usize,
+        stride: usize,
+        silu: bool,
+        packed: bool,
+    ) -> Self {
         let c_out = bias.len();
         assert_eq!(
             weight.len(),
@@ -95,6 +121,11 @@ impl ConvCpu {
             "odd kernels with same padding only"
         );
         let winograd = (k == 3 && stride == 1).then(OnceLock::new);
+        let weight = if packed {
+            Weights::Packed(PackedLhs::new(&weight, c_out, c_in * k * k))
+        } else {
+            Weights::Plain(weight)
+        };
         Self {
             weight,
             bias,
@@ -108,6 +139,14 @@ impl ConvCpu {
         }
     }
 
+    /// The weights as `[c_out, c_in * k * k]`, row-major.
+    fn weight_row_major(&self) -> Cow<'_, [f32]> {
+        match &self.weight {
+            Weights::Plain(w) => Cow::Borrowed(w),
+            Weights::Packed(p) => Cow::Owned(p.row_major()),
+        }
+    }
+
     fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
         let o = |v: usize| (v + 2 * self.pad - self.k) / self.stride + 1;
         (o(h), o(w))
@@ -118,7 +157,10 @@ impl ConvCpu {
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
         match &self.winograd {
             Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => wg
-                .get_or_init(|| Winograd::new(&self.weight, self.c_in, self.c_out))
+                .get_or_init(|| {
+                    let packed = matches!(self.weight, Weights::Packed(_));
+                    Winograd::new(&self.weight_row_major(), self.c_in, self.c_out, packed)
+                })
                 .run(x, h, w, out, &self.bias, self.silu, residual),
             _ => self.run_im2col(x, h, w, out, residual),
         }
@@ -135,16 +177,26 @@ impl ConvCpu {
         let residual = residual.map(|r| OutPtr(r.as_ptr().cast_mut()));
         let direct = self.k == 1 && self.stride == 1;
         let threads = rayon::current_num_threads().max(1);
+        let packed = match &self.weight {
+            Weights::Packed(p) => Some(p),
+            Weights::Plain(_) => None,
+        };
 
         // Column tiles sized for the cache; on small maps, enough tiles to feed every thread
-        // (2 each, for balance), then split the output channels too.
-        let mut tn = if direct {
-            DIRECT_TILE_COLS
-        } else {
-            (TILE_FLOATS / kk).clamp(64, 4096)
+        // (2 each, for balance), then split the output channels too. With `sgemm` the 1x1
+        // input is packed per tile as well, so those tiles are sized like the patch tiles, and
+        // all are whole panels where the map allows.
+        let mut tn = match (direct, packed.is_some()) {
+            (true, false) => DIRECT_TILE_COLS,
+            (false, false) => (TILE_FLOATS / kk).clamp(64, 4096),
+            (_, true) => ((TILE_FLOATS / kk).clamp(NR, 4096) / NR) * NR,
         };
         if n.div_ceil(tn) < 2 * threads {
-            tn = n.div_ceil(2 * threads).next_multiple_of(16).max(32);
+            tn = if packed.is_some() {
+                n.div_ceil(2 * threads).next_multiple_of(NR)
+            } else {
+                n.div_ceil(2 * threads).next_multiple_of(16).max(32)
+            };
         }
         let tn = tn.min(n);
         let n_tiles = n.div_ceil(tn);
@@ -167,7 +219,39 @@ impl ConvCpu {
             // SAFETY: (m0..m1, n0..n1) is inside the [c_out, n] output, and no other tile
             // touches it.
             let dst = unsafe { out_ptr.at(m0 * n + n0) };
-            let lhs = self.weight[m0 * kk..].as_ptr();
+            // SAFETY: the same block of the residual, which has the output's layout and is
+            // only read.
+            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
+            let lhs = match &self.weight {
+                Weights::Packed(p) => {
+                    // The 1x1 input is packed into panels; the patch tile is gathered row-major
+                    // (long runs) and read in place, NR floats of slack after it.
+                    let len = if direct {
+                        sgemm::packed_rhs_len(kk, cols)
+                    } else {
+                        kk * cols + NR
+                    };
+                    with_scratch(len, |col| {
+                        let rhs = if direct {
+                            sgemm::pack_rhs(&x[n0..], n, kk, cols, col);
+                            Rhs::packed(col, kk)
+                        } else {
+                            self.im2col(x, h, w, ow, n0, n1, col);
+                            Rhs::rows(col, cols)
+                        };
+                        let epi = Epilogue {
+                            bias: &self.bias[m0..m1],
+                            silu: self.silu,
+                            residual: res,
+                        };
+                        // SAFETY: m0 is a multiple of 8 (so of MR) and m1 <= c_out; `col` holds
+                        // the tile's panels; dst and the residual as above, at row stride n.
+                        unsafe { sgemm::gemm_packed(p, m0, rows, rhs, cols, dst, n, Some(epi)) };
+                    });
+                    return;
+                }
+                Weights::Plain(wt) => wt[m0 * kk..].as_ptr(),
+            };
             if direct {
                 // SAFETY: lhs is [rows, kk] at row stride kk; rhs is x[.., n0..n1], [kk, cols]
                 // at row stride n; dst as above. All in bounds.
@@ -179,9 +263,8 @@ impl ConvCpu {
                     unsafe { gemm_tile(rows, cols, kk, dst, n, lhs, col.as_ptr(), cols) };
                 });
             }
-            // SAFETY: the same block of the output, written by the product just above; the
-            // residual has the output's layout and is only read.
-            let res = residual.map(|r| unsafe { r.at(m0 * n + n0).cast_const() });
+            // SAFETY: the same block of the output, written by the product just above, and of
+            // the residual.
             unsafe { bias_act(dst, rows, cols, n, &self.bias[m0..m1], self.silu, res) };
         });
     }
@@ -413,6 +496,9 @@ mod tests {
             (24, 8, 3, 2, 8, 8, false),
             (64, 64, 3, 1, 5, 7, true),
             (8, 144, 1, 1, 40, 40, false),
+            // Channel counts that no micro-kernel width divides, 1x1 and 3x3.
+            (5, 7, 1, 1, 13, 11, true),
+            (9, 13, 3, 2, 15, 17, true),
             // Above WINOGRAD_MIN_INPUT: the Winograd path.
             (40, 24, 3, 1, 30, 29, true),
         ];
@@ -432,16 +518,21 @@ mod tests {
             if silu {
                 want = want.silu().unwrap();
             }
-            let op = ConvCpu::new(wv, bv, ci, k, s, silu);
-            let got = x.apply_op1_no_bwd(&op).unwrap();
-            assert_eq!(got.dims(), want.dims(), "case {i}");
-            let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want_dims = want.dims().to_vec();
             let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "case {i} value {j}: {g} vs {w}"
-                );
+            // Both products: `sgemm` where this CPU has AVX2 + FMA, and the `gemm` crate
+            // (the other CPUs' path) always.
+            for packed in [false, sgemm::available()] {
+                let op = ConvCpu::with_kernel(wv.clone(), bv.clone(), ci, k, s, silu, packed);
+                let got = x.apply_op1_no_bwd(&op).unwrap();
+                assert_eq!(got.dims(), want_dims, "case {i}");
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "case {i} packed {packed} value {j}: {g} vs {w}"
+                    );
+                }
             }
         }
     }

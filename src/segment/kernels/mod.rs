@@ -4,10 +4,13 @@
 //! - [`ConvCpu`]: a 2-D convolution (BatchNorm folded) with bias and SiLU fused, f32, NCHW. A 1x1
 //!   stride-1 convolution is one matrix product straight on the input; others gather a tile of
 //!   input patches (im2col) at a time, so the patch matrix stays in cache, and multiply it with
-//!   the `gemm` crate (candle's own matrix kernel); a 3x3 stride-1 convolution on all but the
-//!   smallest maps runs as Winograd F(2x2, 3x3) instead (`winograd`: 16 products with 2.25x
-//!   fewer MACs, transforms around them). Bias, SiLU and an optional residual
-//!   ([`ConvAdd`], the bottleneck shortcut) are applied to each output tile while it is in cache. Tiles are spread over rayon's pool (`RAYON_NUM_THREADS`).
+//!   `sgemm` (own AVX2 + FMA micro-kernel, weights packed once at load, bias, SiLU and an
+//!   optional residual ([`ConvAdd`], the bottleneck shortcut) applied on the accumulators) or,
+//!   on CPUs without AVX2 + FMA, with the `gemm` crate (candle's own matrix kernel) followed by
+//!   the same epilogue over the output tile while it is in cache; a 3x3 stride-1 convolution on
+//!   all but the smallest maps runs as Winograd F(2x2, 3x3) instead (`winograd`: 16 products
+//!   with 2.25x fewer MACs, transforms around them). Tiles are spread over rayon's pool
+//!   (`RAYON_NUM_THREADS`).
 //! - [`ConvI8`]: the same convolution with int8 weights (per output channel) and activations
 //!   quantized per call, multiplied by the integer kernels of `qgemm` (AVX-512 VNNI, AVX2, NEON
 //!   with or without `sdot`, scalar; chosen at run time).
@@ -38,6 +41,7 @@ mod pool;
 mod qconv;
 mod qgemm;
 mod qlinear;
+mod sgemm;
 mod upsample;
 mod winograd;
 

@@ -8,7 +8,8 @@
 //! The kernel transform `U = G g G^T` is done once at construction. Tiles are taken in blocks
 //! (row-major over the `ceil(h/2) x ceil(w/2)` tile grid) sized so that a block's transformed
 //! input stays in L2; each block is one rayon task that transforms its input (zero padding 1),
-//! runs the 16 products with the `gemm` crate and transforms the products back into the output,
+//! runs the 16 products (with `sgemm` on the packed transformed kernels where AVX2 + FMA is
+//! there, reading the transformed input in place; with the `gemm` crate elsewhere) and transforms the products back into the output,
 //! where bias, SiLU and the residual are applied to the rows just written. Rows and columns past
 //! an odd output size are computed and dropped.
 //!
@@ -18,6 +19,7 @@
 
 use super::act::bias_act;
 use super::conv::{gemm_tile, with_scratch, OutPtr};
+use super::sgemm::{self, PackedLhs, Rhs, NR};
 use rayon::prelude::*;
 
 /// Floats of one block's transformed input (`16 x c_in x tiles`): 96 Ki floats = 384 KiB, which
@@ -27,16 +29,25 @@ const BLOCK_FLOATS: usize = 96 * 1024;
 /// The transformed kernels of one 3x3 stride-1 convolution.
 #[derive(Debug)]
 pub(super) struct Winograd {
-    /// 16 matrices `[c_out, c_in]`, row-major: the `xi`-th holds element `xi = 4 * row + col` of
-    /// every (output, input) channel pair's 4x4 `G g G^T`.
-    u: Vec<f32>,
+    u: Transformed,
     c_in: usize,
     c_out: usize,
 }
 
+/// 16 matrices `[c_out, c_in]`: the `xi`-th holds element `xi = 4 * row + col` of every
+/// (output, input) channel pair's 4x4 `G g G^T`.
+#[derive(Debug)]
+enum Transformed {
+    /// Row-major, one after the other, for the `gemm` crate.
+    Plain(Vec<f32>),
+    /// Packed for `sgemm`, where its kernel runs.
+    Packed(Vec<PackedLhs>),
+}
+
 impl Winograd {
-    /// `weight` is `[c_out, c_in, 3, 3]` flattened.
-    pub(super) fn new(weight: &[f32], c_in: usize, c_out: usize) -> Self {
+    /// `weight` is `[c_out, c_in, 3, 3]` flattened; `packed`: multiply with `sgemm` (which must
+    /// be available) rather than the `gemm` crate.
+    pub(super) fn new(weight: &[f32], c_in: usize, c_out: usize, packed: bool) -> Self {
         assert_eq!(weight.len(), c_out * c_in * 9, "3x3 weights");
         // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], applied to three values.
         let g3 = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
@@ -52,6 +63,17 @@ impl Winograd {
                 }
             }
         }
+        let u = if packed {
+            let each = c_out * c_in;
+            Transformed::Packed(
+                u.chunks_exact(each.max(1))
+                    .take(16)
+                    .map(|m| PackedLhs::new(m, c_out, c_in))
+                    .collect(),
+            )
+        } else {
+            Transformed::Plain(u)
+        };
         Self { u, c_in, c_out }
     }
 
@@ -82,7 +104,11 @@ impl Winograd {
         let n_blocks = n
             .div_ceil((BLOCK_FLOATS / (16 * c_in)).clamp(16, 512))
             .max((2 * threads).min(n.div_ceil(16)));
-        let tn = n.div_ceil(n_blocks);
+        let mut tn = n.div_ceil(n_blocks);
+        if matches!(self.u, Transformed::Packed(_)) && tn > NR {
+            // Whole panels of `sgemm` (a block of 25 tiles computed 48 columns).
+            tn = tn.next_multiple_of(NR);
+        }
         let n_blocks = n.div_ceil(tn);
         let m_blocks = if n_blocks < 2 * threads {
             (2 * threads).div_ceil(n_blocks).min(c_out / 16).max(1)
@@ -101,27 +127,49 @@ impl Winograd {
                 return;
             }
             let (cols, rows) = (t1 - t0, m1 - m0);
-            let (v_len, m_len) = (16 * c_in * cols, 16 * rows * cols);
+            // `sgemm` reads the last product's input in whole panels: NR floats of slack.
+            let (v_len, m_len) = (16 * c_in * cols + NR, 16 * rows * cols);
             with_scratch(v_len + m_len + 8 * (tw + 1), |s| {
                 let (v, s) = s.split_at_mut(v_len);
                 let (m, work) = s.split_at_mut(m_len);
                 transform_input(x, h, w, c_in, t0, t1, v, work);
                 for xi in 0..16 {
-                    let u = &self.u[(xi * c_out + m0) * c_in..];
-                    // SAFETY: dst is the xi-th [rows, cols] product, lhs rows m0..m1 of U_xi
-                    // ([c_out, c_in], row stride c_in), rhs V_xi ([c_in, cols], row stride cols).
-                    unsafe {
-                        gemm_tile(
-                            rows,
-                            cols,
-                            c_in,
-                            m[xi * rows * cols..].as_mut_ptr(),
-                            cols,
-                            u.as_ptr(),
-                            v[xi * c_in * cols..].as_ptr(),
-                            cols,
-                        )
-                    };
+                    let dst = m[xi * rows * cols..].as_mut_ptr();
+                    let vx = &v[xi * c_in * cols..];
+                    match &self.u {
+                        // SAFETY: dst is the xi-th [rows, cols] product (row stride cols); m0 is
+                        // a multiple of 8; V_xi is [c_in, cols] at row stride cols, with the
+                        // slack after it.
+                        Transformed::Packed(u) => unsafe {
+                            sgemm::gemm_packed(
+                                &u[xi],
+                                m0,
+                                rows,
+                                Rhs::rows(vx, cols),
+                                cols,
+                                dst,
+                                cols,
+                                None,
+                            )
+                        },
+                        Transformed::Plain(u) => {
+                            let u = &u[(xi * c_out + m0) * c_in..];
+                            // SAFETY: dst as above, lhs rows m0..m1 of U_xi ([c_out, c_in], row
+                            // stride c_in), rhs V_xi ([c_in, cols], row stride cols).
+                            unsafe {
+                                gemm_tile(
+                                    rows,
+                                    cols,
+                                    c_in,
+                                    dst,
+                                    cols,
+                                    u.as_ptr(),
+                                    vx.as_ptr(),
+                                    cols,
+                                )
+                            };
+                        }
+                    }
                 }
                 let block = Block { t0, t1, m0, m1 };
                 // SAFETY: the block writes output channels m0..m1 of its own tiles only, and
@@ -512,20 +560,25 @@ mod tests {
                 want = (want + rt).unwrap();
             }
             let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let mut got = vec![f32::NAN; co * h * w];
             let res = with_res.then_some(&rv[..]);
-            Winograd::new(&wv, ci, co).run(&xv, h, w, &mut got, &bv, silu, res);
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let mut worst = 0f32;
-            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                let err = (g - w).abs() / scale;
-                assert!(
-                    err <= 1e-5,
-                    "case {i} value {j}: {g} vs {w} (largest {scale})"
+            for packed in [false, sgemm::available()] {
+                let mut got = vec![f32::NAN; co * h * w];
+                Winograd::new(&wv, ci, co, packed).run(&xv, h, w, &mut got, &bv, silu, res);
+                let mut worst = 0f32;
+                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let err = (g - w).abs() / scale;
+                    assert!(
+                        err <= 1e-5,
+                        "case {i} packed {packed} value {j}: {g} vs {w} (largest {scale})"
+                    );
+                    worst = worst.max(err);
+                }
+                println!(
+                    "case {i} packed {packed}: largest output {scale}, worst difference \
+                     {worst:.1e} of it"
                 );
-                worst = worst.max(err);
             }
-            println!("case {i}: largest output {scale}, worst difference {worst:.1e} of it");
         }
     }
 
@@ -536,8 +589,10 @@ mod tests {
         let mut wv = vec![0f32; 9];
         wv[4] = 1.0;
         let xv = values(5 * 3, 11);
-        let mut got = vec![0f32; 5 * 3];
-        Winograd::new(&wv, 1, 1).run(&xv, 5, 3, &mut got, &[0.0], false, None);
-        assert_eq!(got, xv);
+        for packed in [false, sgemm::available()] {
+            let mut got = vec![0f32; 5 * 3];
+            Winograd::new(&wv, 1, 1, packed).run(&xv, 5, 3, &mut got, &[0.0], false, None);
+            assert_eq!(got, xv);
+        }
     }
 }
