@@ -5,6 +5,7 @@
 //! so that the network sees the same input as under ultralytics and its answers can be compared.
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// Value of the padding, as ultralytics pads.
 pub const PAD_VALUE: u8 = 114;
@@ -95,16 +96,26 @@ impl Letterbox {
                 &scaled
             };
         let (sw, sh) = (self.scaled_width as usize, self.scaled_height as usize);
+        let (top, left) = (self.top as usize, self.left as usize);
         let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
-        for y in 0..sh {
-            let row = &src[y * sw * 3..(y + 1) * sw * 3];
-            let base = (y + self.top as usize) * iw + self.left as usize;
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                out[base + x] = lut[px[0] as usize];
-                out[plane + base + x] = lut[px[1] as usize];
-                out[2 * plane + base + x] = lut[px[2] as usize];
-            }
-        }
+        let (r, gb) = out.split_at_mut(plane);
+        let (g, b) = gb.split_at_mut(plane);
+        // One task per input row (rayon's pool, as the network): on the calling thread this
+        // and the resize were ~2 ms of a 416 frame during which the workers waited.
+        r.par_chunks_mut(iw)
+            .zip(g.par_chunks_mut(iw))
+            .zip(b.par_chunks_mut(iw))
+            .enumerate()
+            .filter(|(y, _)| (top..top + sh).contains(y))
+            .for_each(|(y, ((r, g), b))| {
+                let row = &src[(y - top) * sw * 3..(y - top + 1) * sw * 3];
+                let (r, g, b) = (&mut r[left..], &mut g[left..], &mut b[left..]);
+                for (x, px) in row.chunks_exact(3).enumerate() {
+                    r[x] = lut[px[0] as usize];
+                    g[x] = lut[px[1] as usize];
+                    b[x] = lut[px[2] as usize];
+                }
+            });
     }
 
     /// Writes the letterboxed image as interleaved RGB bytes (`[H, W, 3]`, NHWC without the batch)
@@ -178,6 +189,9 @@ pub(crate) fn resize_bilinear_cv2(
     let yt = linear_taps(sh, dh);
     out.clear();
     out.resize(dw * dh * 3, 0);
+    if dw == 0 || dh == 0 || sw == 0 || sh == 0 {
+        return;
+    }
     let hpass = |row: usize, buf: &mut Vec<i32>| {
         buf.clear();
         let r = &src[row * sw * 3..(row + 1) * sw * 3];
@@ -188,26 +202,36 @@ pub(crate) fn resize_bilinear_cv2(
             }
         }
     };
-    let (mut row0, mut row1) = (Vec::with_capacity(dw * 3), Vec::with_capacity(dw * 3));
-    let mut cached = (usize::MAX, usize::MAX);
-    for (dy, &(sy, b0, b1)) in yt.iter().enumerate() {
-        let sy1 = (sy + 1).min(sh - 1);
-        if cached != (sy, sy1) {
-            if cached.1 == sy {
-                std::mem::swap(&mut row0, &mut row1);
-            } else {
-                hpass(sy, &mut row0);
+    // Blocks of output rows on rayon's pool; within a block, horizontally resized source rows
+    // are reused from one output row to the next (each block recomputes its first pair).
+    out.par_chunks_mut(ROWS_PER_TASK * dw * 3)
+        .enumerate()
+        .for_each(|(block, dst_rows)| {
+            let (mut row0, mut row1) = (Vec::with_capacity(dw * 3), Vec::with_capacity(dw * 3));
+            let mut cached = (usize::MAX, usize::MAX);
+            for (i, dst) in dst_rows.chunks_exact_mut(dw * 3).enumerate() {
+                let (sy, b0, b1) = yt[block * ROWS_PER_TASK + i];
+                let sy1 = (sy + 1).min(sh - 1);
+                if cached != (sy, sy1) {
+                    if cached.1 == sy {
+                        std::mem::swap(&mut row0, &mut row1);
+                    } else {
+                        hpass(sy, &mut row0);
+                    }
+                    hpass(sy1, &mut row1);
+                    cached = (sy, sy1);
+                }
+                for ((d, &p), &q) in dst.iter_mut().zip(&row0).zip(&row1) {
+                    let v = (((p >> 4) * b0) >> 16) + (((q >> 4) * b1) >> 16);
+                    *d = ((v + 2) >> 2).clamp(0, 255) as u8;
+                }
             }
-            hpass(sy1, &mut row1);
-            cached = (sy, sy1);
-        }
-        let dst = &mut out[dy * dw * 3..(dy + 1) * dw * 3];
-        for ((d, &p), &q) in dst.iter_mut().zip(&row0).zip(&row1) {
-            let v = (((p >> 4) * b0) >> 16) + (((q >> 4) * b1) >> 16);
-            *d = ((v + 2) >> 2).clamp(0, 255) as u8;
-        }
-    }
+        });
 }
+
+/// Output rows per task of [`resize_bilinear_cv2`]: enough to amortise the block's first two
+/// horizontal passes, few enough to split a 416-wide letterbox over the cores.
+const ROWS_PER_TASK: usize = 16;
 
 #[cfg(test)]
 mod tests {
