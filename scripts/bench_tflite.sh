@@ -10,7 +10,7 @@
 # went through) under .work/bench-tflite/, then each round runs onnxruntime on that ONNX (f32),
 # `edgesift bench-model` on candle (f32, and int8 as `--dtype int8` quantizes it) and on the
 # three .tflite files. Prints each median (and CPU ms per run) and its ratio to onnxruntime.
-# Needs a release build with the feature (scripts/tflite.sh build --release) and .venv-tflite
+# Needs a release build (cargo build --release), libLiteRt.so (scripts/tflite.sh) and .venv-tflite
 # (see scripts/export_tflite.py). LiteRT picks its own thread count; on a 2-core machine that is
 # the same 2 cores as --threads 2.
 set -euo pipefail
@@ -30,7 +30,9 @@ while [ $# -gt 0 ]; do
 done
 py=${PYTHON:-.venv-tflite/bin/python}
 bin=${EDGESIFT:-target/release/edgesift}
-[ -x "$bin" ] || { echo "no $bin: run scripts/tflite.sh build --release first" >&2; exit 1; }
+[ -x "$bin" ] || { echo "no $bin: run cargo build --release first" >&2; exit 1; }
+LITERT_LIB_DIR="$(scripts/tflite.sh)"
+export LITERT_LIB_DIR
 dir=.work/bench-tflite
 name="$(basename "$model" .safetensors)-$imgsz"
 if [ ! -f "$dir/${name}_int8.tflite" ] || [ ! -f "$dir/$name.onnx" ]; then

@@ -53,4 +53,6 @@ if [ "$with_python" -eq 1 ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r scripts/requirements.txt
 fi
+# LiteRT's libLiteRt.so for the tflite backend and its tests (from PyPI's ai-edge-litert wheel).
+scripts/tflite.sh >/dev/null
 echo "setup: done"

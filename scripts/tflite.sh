@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# cargo with the `tflite` feature. Fetches LiteRT's libLiteRt.so once (from the ai-edge-litert
-# wheel on PyPI, no other download) into .litert/, sets LITERT_LIB_DIR for build.rs and runs
-# cargo with --features tflite:
+# LiteRT's libLiteRt.so for the tflite backend (`[model] backend = "tflite"`), which every
+# edgesift build has and which loads the library when it opens its first .tflite model. Fetches
+# it once (from the ai-edge-litert wheel on PyPI, no other download) into .litert/:
 #
-#   scripts/tflite.sh build [--release]          # target/*/edgesift with the TFLite backend
-#   scripts/tflite.sh test --test tests tflite   # the TFLite parity tests
-#   scripts/tflite.sh clippy --all-targets -- -D warnings
+#   scripts/tflite.sh                                     # fetch (once); print its directory
+#   scripts/tflite.sh target/release/edgesift run ...     # run a command with LITERT_LIB_DIR set
 #
-# The binary finds the library through its rpath (build.rs); to ship it, copy libLiteRt.so next
-# to the binary (also on the rpath) or into the system library path.
+# scripts/setup.sh fetches it and scripts/test.sh sets LITERT_LIB_DIR for the tests. To ship it,
+# copy libLiteRt.so next to the edgesift binary or into the system library path, or point
+# EDGESIFT_LITERT_LIB at it (src/segment/tflite/ffi.rs lists where it is looked for).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=2.3.0
@@ -16,7 +16,7 @@ lib=.litert/$version/lib
 if [ ! -f "$lib/libLiteRt.so" ]; then
   [ -x .litert/venv/bin/pip ] || python3 -m venv .litert/venv
   rm -rf ".litert/$version/wheel"
-  .litert/venv/bin/pip download -q --no-deps --only-binary=:all: "ai-edge-litert==$version" -d ".litert/$version/wheel"
+  .litert/venv/bin/pip download -q --no-deps --only-binary=:all: "ai-edge-litert==$version" -d ".litert/$version/wheel" >&2
   mkdir -p "$lib"
   python3 - ".litert/$version/wheel" "$lib" <<'PY'
 import sys, zipfile, pathlib
@@ -30,7 +30,8 @@ print(f"tflite.sh: {out} from {wheel.name}", file=sys.stderr)
 PY
 fi
 export LITERT_LIB_DIR="$PWD/$lib"
-[ $# -gt 0 ] || { sed -n '2,12p' "$0"; exit 2; }
-cmd=$1
-shift
-exec cargo "$cmd" --features tflite "$@"
+if [ $# -eq 0 ]; then
+  echo "$LITERT_LIB_DIR"
+  exit 0
+fi
+exec "$@"

@@ -27,5 +27,5 @@ mod daemon_ops;
 mod quantize;
 // MobileSAM against its Python code: seeded weights, resize, embeddings, masks.
 mod mobilesam;
-// The TFLite backend (--features tflite, scripts/tflite.sh) against candle on the same weights.
+// The TFLite backend (libLiteRt.so loaded at run time) against candle on the same weights.
 mod tflite;

@@ -1,4 +1,5 @@
-//! The TFLite backend against the candle path on the same weights (the `tflite` feature).
+//! The TFLite backend against the candle path on the same weights. Needs LiteRT's libLiteRt.so
+//! at run time (scripts/setup.sh fetches it; scripts/test.sh points LITERT_LIB_DIR at it).
 //!
 //! Fixtures: `tests/data/tflite/edgesift-road-n-seg-320_{float16,int8}.tflite`, made by
 //! `scripts/export_tflite.py models/edgesift-road-n-seg.safetensors tests/data/tflite --imgsz 320
@@ -17,8 +18,6 @@
 //!   instance agreement, not equality. Of the candle instances scoring >= 0.5, at least 80% have
 //!   a TFLite instance of the same class with box IoU >= 0.7, and those matches have a mean mask
 //!   IoU >= 0.7; TFLite finds no more than 1.5x as many such instances overall.
-#![cfg(feature = "tflite")]
-
 use edgesift::capture::synthetic::{SyntheticConfig, SyntheticSource};
 use edgesift::segment::{
     Detections, Instance, ModelOptions, PostOptions, Segmenter, TfliteOptions, TfliteSegmenter,

@@ -20,7 +20,7 @@ pub struct SegmentArgs {
     #[arg(long)]
     model: PathBuf,
     /// `candle` (= `yolo`: YOLOv8-seg on candle), `tflite` (YOLOv8-seg on TensorFlow Lite, CPU;
-    /// builds with `--features tflite`; the .tflite file fixes the input size, so --imgsz and
+    /// needs LiteRT's libLiteRt.so at run time; the .tflite file fixes the input size, so --imgsz and
     /// --square do not apply) or `mobilesam` (masks for --boxes/--points).
     #[arg(long, value_enum, default_value_t = Backend::Yolo)]
     backend: Backend,

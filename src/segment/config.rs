@@ -14,7 +14,7 @@ pub const SYSTEM_MODEL_DIR: &str = "/usr/share/edgesift/models";
 
 /// `backend = "yolo"`: a YOLOv8-seg detector with its own classes.
 pub const BACKEND_YOLO: &str = "yolo";
-/// `backend = "tflite"`: a YOLOv8-seg `.tflite` file on LiteRT (feature `tflite`).
+/// `backend = "tflite"`: a YOLOv8-seg `.tflite` file on LiteRT (libLiteRt.so loaded at run time).
 pub const BACKEND_TFLITE: &str = "tflite";
 /// `backend = "mobilesam-everything"`: MobileSAM's automatic mask generation, class-agnostic.
 pub const BACKEND_EVERYTHING: &str = "mobilesam-everything";
@@ -24,7 +24,7 @@ pub const BACKEND_EVERYTHING: &str = "mobilesam-everything";
 pub struct ModelConfig {
     /// `yolo` (alias `candle`): a YOLOv8-seg detector on edgesift's own candle network, CPU or
     /// CUDA. `tflite`: the same kind of model as a `.tflite` file (scripts/export_tflite.py) on
-    /// LiteRT, CPU; needs a build with `--features tflite`; `dtype`, `imgsz` and `square` do not
+    /// LiteRT, CPU; loads `libLiteRt.so` at run time; `dtype`, `imgsz` and `square` do not
     /// apply (the model file fixes its input). `mobilesam-everything`: MobileSAM's automatic mask
     /// generation (a grid of point prompts, see `[model.everything]`), class-agnostic: every
     /// instance is labelled `object` (score = MobileSAM's predicted IoU), so selection works

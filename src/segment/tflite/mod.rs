@@ -22,9 +22,6 @@
 //! Class names come from the sidecar `X.json` the export script writes beside `X.tflite`
 //! (`names`, `imgsz`); without it classes are called `class<i>`.
 
-// Without the feature only `TfliteSegmenter::load` (which says so) and the tests use this.
-#![cfg_attr(not(feature = "tflite"), allow(dead_code))]
-
 use super::post::{postprocess, PostOptions, RawView};
 use super::pre::Letterbox;
 use super::{Architecture, Detections, ModelInfo, SegmentError, Segmenter, Timings, STRIDES};
@@ -32,9 +29,7 @@ use image::RgbImage;
 use std::path::Path;
 use std::time::Instant;
 
-#[cfg(feature = "tflite")]
 mod ffi;
-#[cfg(feature = "tflite")]
 mod runtime;
 
 /// Element type of a model tensor, as far as this backend cares.
@@ -332,22 +327,11 @@ pub struct TfliteSegmenter {
 }
 
 impl TfliteSegmenter {
-    /// Loads a `.tflite` file. Without the `tflite` feature this says that the build lacks it.
+    /// Loads a `.tflite` file, and LiteRT's `libLiteRt.so` on first use (see `ffi::candidates`
+    /// for where it is looked for; without it this says so).
     pub fn load(path: &Path, opts: TfliteOptions) -> Result<Self, SegmentError> {
-        #[cfg(feature = "tflite")]
-        {
-            let rt = runtime::open(path, &opts)?;
-            Self::with_runtime(Box::new(rt), path, opts.post)
-        }
-        #[cfg(not(feature = "tflite"))]
-        {
-            let _ = opts;
-            Err(SegmentError::BadInput(format!(
-                "{}: this edgesift build has no TFLite support (build with `--features tflite`, \
-                 or use backend = \"candle\" with a safetensors model)",
-                path.display()
-            )))
-        }
+        let rt = runtime::open(path, &opts)?;
+        Self::with_runtime(Box::new(rt), path, opts.post)
     }
 
     /// Wraps a loaded runtime: reads the layout, the sidecar metadata, and probes whether the

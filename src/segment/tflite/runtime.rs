@@ -7,7 +7,7 @@
 //! XNNPACK. See docs/PERFORMANCE.md#tflite-backend.
 //!
 //! `libLiteRt.so` comes from the `ai-edge-litert` wheel (scripts/tflite.sh fetches it and sets
-//! `LITERT_LIB_DIR`); build.rs links it and puts its directory on the binary's rpath. No crate
+//! `LITERT_LIB_DIR`) and is loaded when the first model opens (`ffi::api`). No crate
 //! wraps this API well enough: `litert-sys` 0.2 declares the 2.1 API (its
 //! `LiteRtCreateModelFromFile` lacks 2.2's environment argument), and its build script downloads
 //! from GitHub with 70 build dependencies; the two dozen functions used are declared in `ffi.rs`.
@@ -21,6 +21,7 @@ use std::ptr;
 
 /// A compiled model with one host buffer per input and output.
 pub(crate) struct LiteRt {
+    api: &'static sys::Api,
     env: sys::LiteRtEnvironment,
     model: sys::LiteRtModel,
     options: sys::LiteRtOptions,
@@ -50,6 +51,7 @@ fn check(status: sys::LiteRtStatus, what: &str, path: &Path) -> Result<(), Segme
 /// The CPU accelerator's options payload (what LiteRT's `LrtCpuOptions` helper, which lives
 /// outside libLiteRt.so, serialises): a malloc'd TOML string under the identifier `xnnpack`.
 unsafe fn cpu_options(
+    api: &sys::Api,
     options: sys::LiteRtOptions,
     threads: usize,
     path: &Path,
@@ -65,7 +67,7 @@ unsafe fn cpu_options(
     }
     ptr::copy_nonoverlapping(bytes.as_ptr(), payload as *mut u8, bytes.len());
     let mut opaque: sys::LiteRtOpaqueOptions = ptr::null_mut();
-    let st = sys::LiteRtCreateOpaqueOptions(
+    let st = api.LiteRtCreateOpaqueOptions(
         c"xnnpack".as_ptr(),
         payload,
         Some(free_payload),
@@ -75,9 +77,9 @@ unsafe fn cpu_options(
         libc::free(payload);
         return check(st, "CPU options", path);
     }
-    let st = sys::LiteRtAddOpaqueOptions(options, opaque);
+    let st = api.LiteRtAddOpaqueOptions(options, opaque);
     if st != sys::kLiteRtStatusOk {
-        sys::LiteRtDestroyOpaqueOptions(opaque);
+        api.LiteRtDestroyOpaqueOptions(opaque);
     }
     check(st, "adding the CPU options", path)
 }
@@ -92,7 +94,9 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
     }
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| SegmentError::BadInput(format!("{}: path has a NUL byte", path.display())))?;
+    let api = sys::api().map_err(|e| SegmentError::BadInput(format!("{}: {e}", path.display())))?;
     let mut rt = LiteRt {
+        api,
         env: ptr::null_mut(),
         model: ptr::null_mut(),
         options: ptr::null_mut(),
@@ -111,18 +115,18 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
     // Every handle lands in `rt` as soon as it exists, so an early return frees it (Drop).
     unsafe {
         check(
-            sys::LiteRtCreateEnvironment(0, ptr::null(), &mut rt.env),
+            api.LiteRtCreateEnvironment(0, ptr::null(), &mut rt.env),
             "environment",
             path,
         )?;
         check(
-            sys::LiteRtCreateModelFromFile(rt.env, cpath.as_ptr(), &mut rt.model),
+            api.LiteRtCreateModelFromFile(rt.env, cpath.as_ptr(), &mut rt.model),
             "reading the model (is it a .tflite file?)",
             path,
         )?;
         let mut nsig = 0;
         check(
-            sys::LiteRtGetNumModelSignatures(rt.model, &mut nsig),
+            api.LiteRtGetNumModelSignatures(rt.model, &mut nsig),
             "signatures",
             path,
         )?;
@@ -134,18 +138,18 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
         }
         let mut sig: sys::LiteRtSignature = ptr::null_mut();
         check(
-            sys::LiteRtGetModelSignature(rt.model, 0, &mut sig),
+            api.LiteRtGetModelSignature(rt.model, 0, &mut sig),
             "signature 0",
             path,
         )?;
         let (mut nin, mut nout) = (0, 0);
         check(
-            sys::LiteRtGetNumSignatureInputs(sig, &mut nin),
+            api.LiteRtGetNumSignatureInputs(sig, &mut nin),
             "inputs",
             path,
         )?;
         check(
-            sys::LiteRtGetNumSignatureOutputs(sig, &mut nout),
+            api.LiteRtGetNumSignatureOutputs(sig, &mut nout),
             "outputs",
             path,
         )?;
@@ -161,23 +165,23 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
             let mut name: *const c_char = ptr::null();
             if is_input {
                 check(
-                    sys::LiteRtGetSignatureInputTensorByIndex(sig, i, &mut tensor),
+                    api.LiteRtGetSignatureInputTensorByIndex(sig, i, &mut tensor),
                     "input tensor",
                     path,
                 )?;
                 check(
-                    sys::LiteRtGetSignatureInputName(sig, i, &mut name),
+                    api.LiteRtGetSignatureInputName(sig, i, &mut name),
                     "input name",
                     path,
                 )?;
             } else {
                 check(
-                    sys::LiteRtGetSignatureOutputTensorByIndex(sig, i, &mut tensor),
+                    api.LiteRtGetSignatureOutputTensorByIndex(sig, i, &mut tensor),
                     "output tensor",
                     path,
                 )?;
                 check(
-                    sys::LiteRtGetSignatureOutputName(sig, i, &mut name),
+                    api.LiteRtGetSignatureOutputName(sig, i, &mut name),
                     "output name",
                     path,
                 )?;
@@ -187,7 +191,7 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
             } else {
                 CStr::from_ptr(name).to_string_lossy().into_owned()
             };
-            let (desc, ty) = describe(tensor, name, path)?;
+            let (desc, ty) = describe(api, tensor, name, path)?;
             types.push(ty);
             if is_input {
                 rt.input_desc = desc;
@@ -195,17 +199,17 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
                 rt.output_desc.push(desc);
             }
         }
-        check(sys::LiteRtCreateOptions(&mut rt.options), "options", path)?;
+        check(api.LiteRtCreateOptions(&mut rt.options), "options", path)?;
         check(
-            sys::LiteRtSetOptionsHardwareAccelerators(rt.options, sys::kLiteRtHwAcceleratorCpu),
+            api.LiteRtSetOptionsHardwareAccelerators(rt.options, sys::kLiteRtHwAcceleratorCpu),
             "selecting the CPU accelerator",
             path,
         )?;
         if opts.threads > 0 {
-            cpu_options(rt.options, opts.threads, path)?;
+            cpu_options(api, rt.options, opts.threads, path)?;
         }
         check(
-            sys::LiteRtCreateCompiledModel(rt.env, rt.model, rt.options, &mut rt.compiled),
+            api.LiteRtCreateCompiledModel(rt.env, rt.model, rt.options, &mut rt.compiled),
             "compiling the model (an op this runtime lacks?)",
             path,
         )?;
@@ -216,7 +220,7 @@ pub(crate) fn open(path: &Path, opts: &TfliteOptions) -> Result<LiteRt, SegmentE
             let bytes = desc.shape.iter().product::<usize>() * elem_size(desc.dtype);
             let mut buf: sys::LiteRtTensorBuffer = ptr::null_mut();
             check(
-                sys::LiteRtCreateManagedTensorBuffer(
+                api.LiteRtCreateManagedTensorBuffer(
                     rt.env,
                     sys::kLiteRtTensorBufferTypeHostMemory,
                     ty as *const sys::LiteRtRankedTensorType,
@@ -246,13 +250,14 @@ fn elem_size(t: ElemType) -> usize {
 
 /// Shape, type and quantisation of a tensor.
 unsafe fn describe(
+    api: &sys::Api,
     tensor: sys::LiteRtTensor,
     name: String,
     path: &Path,
 ) -> Result<(TensorDesc, sys::LiteRtRankedTensorType), SegmentError> {
     let mut type_id: sys::LiteRtTensorTypeId = 0;
     check(
-        sys::LiteRtGetTensorTypeId(tensor, &mut type_id),
+        api.LiteRtGetTensorTypeId(tensor, &mut type_id),
         "tensor type",
         path,
     )?;
@@ -264,7 +269,7 @@ unsafe fn describe(
     }
     let mut ty = sys::LiteRtRankedTensorType::default();
     check(
-        sys::LiteRtGetRankedTensorType(tensor, &mut ty),
+        api.LiteRtGetRankedTensorType(tensor, &mut ty),
         "tensor shape",
         path,
     )?;
@@ -291,7 +296,7 @@ unsafe fn describe(
     };
     let mut q: sys::LiteRtQuantizationTypeId = 0;
     check(
-        sys::LiteRtGetQuantizationTypeId(tensor, &mut q),
+        api.LiteRtGetQuantizationTypeId(tensor, &mut q),
         "quantisation",
         path,
     )?;
@@ -301,7 +306,7 @@ unsafe fn describe(
             zero_point: 0,
         };
         check(
-            sys::LiteRtGetPerTensorQuantization(tensor, &mut p),
+            api.LiteRtGetPerTensorQuantization(tensor, &mut p),
             "quantisation parameters",
             path,
         )?;
@@ -328,12 +333,13 @@ unsafe fn describe(
 
 impl LiteRt {
     fn copy_out(&mut self, i: usize) -> Result<(), SegmentError> {
+        let api = self.api;
         let buf = self.outputs[i];
         let dst = &mut self.output_data[i];
         unsafe {
             let mut addr: *mut std::ffi::c_void = ptr::null_mut();
             let st =
-                sys::LiteRtLockTensorBuffer(buf, &mut addr, sys::kLiteRtTensorBufferLockModeRead);
+                api.LiteRtLockTensorBuffer(buf, &mut addr, sys::kLiteRtTensorBufferLockModeRead);
             if st != sys::kLiteRtStatusOk || addr.is_null() {
                 return Err(SegmentError::BadInput(format!(
                     "LiteRT: cannot read output `{}` (status {st})",
@@ -341,7 +347,7 @@ impl LiteRt {
                 )));
             }
             ptr::copy_nonoverlapping(addr as *const u8, dst.as_mut_ptr(), dst.len());
-            sys::LiteRtUnlockTensorBuffer(buf);
+            api.LiteRtUnlockTensorBuffer(buf);
         }
         Ok(())
     }
@@ -366,9 +372,10 @@ impl Runtime for LiteRt {
                 bytes.len()
             )));
         }
+        let api = self.api;
         unsafe {
             let mut addr: *mut std::ffi::c_void = ptr::null_mut();
-            let st = sys::LiteRtLockTensorBuffer(
+            let st = api.LiteRtLockTensorBuffer(
                 self.inputs[0],
                 &mut addr,
                 sys::kLiteRtTensorBufferLockModeWrite,
@@ -380,14 +387,15 @@ impl Runtime for LiteRt {
                 )));
             }
             ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, want);
-            sys::LiteRtUnlockTensorBuffer(self.inputs[0]);
+            api.LiteRtUnlockTensorBuffer(self.inputs[0]);
         }
         Ok(())
     }
 
     fn invoke(&mut self) -> Result<(), SegmentError> {
+        let api = self.api;
         let st = unsafe {
-            sys::LiteRtRunCompiledModel(
+            api.LiteRtRunCompiledModel(
                 self.compiled,
                 0,
                 self.inputs.len(),
@@ -417,21 +425,22 @@ impl Runtime for LiteRt {
 
 impl Drop for LiteRt {
     fn drop(&mut self) {
+        let api = self.api;
         unsafe {
             for &b in self.inputs.iter().chain(&self.outputs) {
-                sys::LiteRtDestroyTensorBuffer(b);
+                api.LiteRtDestroyTensorBuffer(b);
             }
             if !self.compiled.is_null() {
-                sys::LiteRtDestroyCompiledModel(self.compiled);
+                api.LiteRtDestroyCompiledModel(self.compiled);
             }
             if !self.options.is_null() {
-                sys::LiteRtDestroyOptions(self.options);
+                api.LiteRtDestroyOptions(self.options);
             }
             if !self.model.is_null() {
-                sys::LiteRtDestroyModel(self.model);
+                api.LiteRtDestroyModel(self.model);
             }
             if !self.env.is_null() {
-                sys::LiteRtDestroyEnvironment(self.env);
+                api.LiteRtDestroyEnvironment(self.env);
             }
         }
     }

@@ -322,15 +322,41 @@ fn sidecar_errors_name_the_key() {
     assert_eq!(Sidecar::read(&path, 2).unwrap().names, ["class0", "class1"]);
 }
 
-#[cfg(not(feature = "tflite"))]
 #[test]
-fn without_the_feature_loading_says_so() {
-    let e = TfliteSegmenter::load(Path::new("m.tflite"), TfliteOptions::default())
+fn a_missing_library_is_named_with_where_it_was_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("libLiteRt.so");
+    let not_a_library = dir.path().join("not-a-library.so");
+    std::fs::write(&not_a_library, b"not an ELF file").unwrap();
+    let e = ffi::load_from(&[absent.clone(), not_a_library.clone()])
         .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+    if cfg!(target_feature = "crt-static") {
+        assert!(
+            e.contains("statically") && e.contains("libLiteRt.so"),
+            "{e}"
+        );
+        return;
+    }
     assert!(
-        e.contains("no TFLite support") && e.contains("--features tflite"),
+        e.contains("libLiteRt.so") && e.contains("EDGESIFT_LITERT_LIB"),
         "{e}"
     );
+    assert!(
+        e.contains(&format!("{} (no such file)", absent.display())),
+        "{e}"
+    );
+    assert!(e.contains(&not_a_library.display().to_string()), "{e}");
+}
+
+#[test]
+fn the_library_is_looked_for_beside_the_binary_and_then_by_the_loader() {
+    let c = ffi::candidates();
+    assert_eq!(c.last().unwrap(), Path::new("libLiteRt.so"));
+    let exe_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    assert!(c.contains(&exe_dir.join("libLiteRt.so")), "{c:?}");
 }
