@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile-checks edgesift's `cuda` feature on a machine without a GPU or a CUDA toolkit.
 #
-#   scripts/check-cuda.sh            # cargo check --features cuda (target/cuda)
+#   scripts/check-cuda.sh            # cargo check --features cuda, in target/ (reuses the deps clippy checked)
 #   scripts/check-cuda.sh cudnn      # the same with cuDNN
 #
 # nvcc comes from PyPI (nvidia-cuda-nvcc, the only wheels that ship the nvcc driver are CUDA 13's)
@@ -29,5 +29,5 @@ export CUDA_ROOT="$nv" CUDA_PATH="$nv" CUDA_TOOLKIT_ROOT_DIR="$nv"
 export NVCC_PREPEND_FLAGS="-I$nv/include -I$nv/include/cccl ${NVCC_PREPEND_FLAGS:-}"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-87}"
 nvcc --version | tail -n 2
-cargo check --features "$feature" --all-targets --target-dir target/cuda
+cargo check --features "$feature" --all-targets
 echo "cuda check ($feature, compute cap $CUDA_COMPUTE_CAP): ok"
