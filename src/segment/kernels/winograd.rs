@@ -200,7 +200,7 @@ impl Winograd {
             let (v_len, m_len) = (nx * c_in * ld + NR, nx * rows * ld);
             let work_len = match self.tile {
                 Tile::F2 => 8 * (tw + 1),
-                Tile::F4 => (24 * (tw + 1)).max(72 * cols + 64),
+                Tile::F4 => 24 * (tw + 1),
             };
             with_scratch(v_len + m_len + work_len, |s| {
                 let (v, s) = s.split_at_mut(v_len);
@@ -570,7 +570,7 @@ unsafe fn transform_output_generic(
 /// column `p`; `ld` a multiple of 8 at least `t1 - t0`, the columns past the tiles unspecified), with
 /// `B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
 /// [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]`. `work` holds at least `24 * (ceil(w / 4) + 1)`
-/// and `72 * (t1 - t0) + 64` floats.
+/// floats.
 #[allow(clippy::too_many_arguments)]
 fn transform_input4(
     x: &[f32],
@@ -586,7 +586,7 @@ fn transform_input4(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features were just detected.
-        return unsafe { simd4::input(x, h, w, c_in, t0, t1, v, ld, work) };
+        return unsafe { simd4::input(x, h, w, c_in, t0, t1, v, ld) };
     }
     transform_input4_generic(x, h, w, c_in, t0, t1, v, ld, work)
 }
@@ -851,19 +851,6 @@ mod simd4 {
     use super::{tile_rows, Block, OutPtr};
     use std::arch::x86_64::*;
 
-    /// `[*lo .. *lo + 4 | *hi .. *hi + 4]`.
-    ///
-    /// # Safety
-    /// Both addresses must be readable for 4 floats.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn load2(lo: *const f32, hi: *const f32) -> __m256 {
-        // SAFETY: the caller's.
-        unsafe {
-            _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi))
-        }
-    }
-
     /// The 4x4 transpose within each 128-bit half: element `j` of row `i` of a half becomes
     /// element `i` of row `j`.
     #[target_feature(enable = "avx2,fma")]
@@ -920,7 +907,23 @@ mod simd4 {
         ]
     }
 
-    /// `super::transform_input4` (same contract, `work` as the padded rows).
+    /// A tile's patch in a channel plane: the offset of its top-left input (row 4 ty - 1,
+    /// column 4 tx - 1: -1 and less at the borders), its rows inside the map (`rows`, a range of
+    /// 0..6), and
+    /// for its patch rows of 8 floats the columns inside the map (`lo`, `hi`: masks of columns
+    /// 0..4 and 4..8); `inside` when all of it is.
+    #[derive(Clone, Copy)]
+    struct Patch {
+        off: isize,
+        rows: (usize, usize),
+        lo: __m128i,
+        hi: __m128i,
+        inside: bool,
+    }
+
+    /// `super::transform_input4` (same contract), the patches read straight from `x`: plain
+    /// loads inside the map, masked loads (which do not touch the masked addresses) at its
+    /// borders.
     ///
     /// # Safety
     /// AVX2 and FMA must be available.
@@ -935,76 +938,88 @@ mod simd4 {
         t1: usize,
         v: &mut [f32],
         ld: usize,
-        work: &mut [f32],
     ) {
         let tw = w.div_ceil(4);
         let cols = t1 - t0;
         let groups = cols.div_ceil(8);
         assert!(ld >= 8 * groups && v.len() >= 36 * c_in * ld, "V's layout");
-        // Each run of tiles in one tile row gets its 6 input rows copied into `work`, zero
-        // padded, from input column 4 tx0 - 1 on (`stride` floats each: the run's patches and
-        // the 2 columns of the last one read past them), so that every tile reads its 6 rows
-        // of 8 floats without a bounds check. `at`: per tile, where its patch starts in `work`
-        // and the row stride there; the lanes past the block repeat the last tile.
-        let mut runs = Vec::new();
-        let mut at = Vec::with_capacity(8 * groups);
-        let mut len = 0;
-        for (ty, tx0, tx1, _) in tile_rows(t0, t1, tw) {
-            let stride = 4 * (tx1 - tx0) + 8;
-            runs.push((ty, tx0, len, stride));
-            at.extend((0..tx1 - tx0).map(|j| (len + 4 * j, stride)));
-            len += 6 * stride;
-        }
+        assert!(x.len() >= c_in * h * w, "the input");
+        let mask = |first: isize| {
+            // Columns first.. first + 4 inside 0..w.
+            let m: [i32; 4] = std::array::from_fn(|c| {
+                let col = first + c as isize;
+                if (0..w as isize).contains(&col) {
+                    -1
+                } else {
+                    0
+                }
+            });
+            // SAFETY: 4 i32 read from an array of 4.
+            unsafe { _mm_loadu_si128(m.as_ptr().cast()) }
+        };
+        // The lanes past the block repeat the last tile (computed, never stored).
+        let mut at: Vec<Patch> = (t0..t1)
+            .map(|t| {
+                let (ty, tx) = (t / tw, t % tw);
+                let (y0, x0) = (4 * ty as isize - 1, 4 * tx as isize - 1);
+                let rows = (usize::from(ty == 0), (h + 1 - 4 * ty).min(6));
+                Patch {
+                    off: y0 * w as isize + x0,
+                    rows,
+                    lo: mask(x0),
+                    hi: mask(x0 + 4),
+                    inside: rows == (0, 6) && x0 >= 0 && x0 + 8 <= w as isize,
+                }
+            })
+            .collect();
         let last = *at.last().expect("a tile");
         at.resize(8 * groups, last);
-        let pad = &mut work[..len];
+        let zero = _mm_setzero_ps();
         for ci in 0..c_in {
-            let plane = &x[ci * h * w..(ci + 1) * h * w];
-            for &(ty, tx0, off, stride) in &runs {
-                // Column `c` of these rows is input column `4 tx0 - 1 + c`.
-                let first = (4 * tx0).saturating_sub(1);
-                let lead = usize::from(tx0 == 0);
-                let n = (w - first).min(stride - lead);
-                for r in 0..6 {
-                    let dst = &mut pad[off + r * stride..off + (r + 1) * stride];
-                    let y = (4 * ty + r).wrapping_sub(1);
-                    if y >= h {
-                        dst.fill(0.0);
-                        continue;
+            let plane = x[ci * h * w..].as_ptr();
+            // The block's rows two channels ahead, towards L1 (the planes are too far apart for
+            // the hardware prefetcher).
+            if ci + 2 < c_in {
+                for (ty, tx0, tx1, _) in tile_rows(t0, t1, tw) {
+                    let (lo, hi) = ((4 * tx0).saturating_sub(1), (4 * tx1 + 3).min(w));
+                    for y in (4 * ty).saturating_sub(1)..(4 * ty + 5).min(h) {
+                        let row = &x[(ci + 2) * h * w + y * w..][lo..hi];
+                        for c in (0..row.len()).step_by(16) {
+                            _mm_prefetch::<_MM_HINT_T0>(row[c..].as_ptr().cast());
+                        }
                     }
-                    dst[..lead].fill(0.0);
-                    dst[lead..lead + n].copy_from_slice(&plane[y * w + first..][..n]);
-                    dst[lead + n..].fill(0.0);
                 }
             }
-            let base = pad.as_ptr();
             for g in 0..groups {
                 let tiles = &at[8 * g..8 * g + 8];
+                let inside = tiles.iter().all(|t| t.inside);
                 let mut e = [[_mm256_setzero_ps(); 6]; 6];
                 for (r, er) in e.iter_mut().enumerate() {
-                    let mut p = [base; 8];
-                    for (pl, &(off, stride)) in p.iter_mut().zip(tiles) {
-                        // SAFETY: each tile's row r (8 floats) is inside its run's copy.
-                        *pl = unsafe { base.add(off + r * stride) };
+                    // Columns 0..4 and 4..8 of each tile's patch row r.
+                    let (mut c03, mut c47) = ([zero; 8], [zero; 8]);
+                    for (l, t) in tiles.iter().enumerate() {
+                        let p = plane.wrapping_offset(t.off + (r * w) as isize);
+                        // SAFETY: inside the map, 8 floats of the plane's row; at its borders
+                        // the masks leave out the columns (and rows) outside it.
+                        unsafe {
+                            if inside || t.inside {
+                                c03[l] = _mm_loadu_ps(p);
+                                c47[l] = _mm_loadu_ps(p.add(4));
+                            } else if (t.rows.0..t.rows.1).contains(&r) {
+                                c03[l] = _mm_maskload_ps(p, t.lo);
+                                c47[l] = _mm_maskload_ps(p.wrapping_add(4), t.hi);
+                            }
+                        }
                     }
-                    // SAFETY: as above.
-                    let [c0, c1, c2, c3] = unsafe {
-                        transpose4(
-                            load2(p[0], p[4]),
-                            load2(p[1], p[5]),
-                            load2(p[2], p[6]),
-                            load2(p[3], p[7]),
-                        )
-                    };
-                    // SAFETY: as above (columns 4..8 of the same rows).
-                    let [a, b, c, d] = unsafe {
-                        [
-                            load2(p[0].add(4), p[4].add(4)),
-                            load2(p[1].add(4), p[5].add(4)),
-                            load2(p[2].add(4), p[6].add(4)),
-                            load2(p[3].add(4), p[7].add(4)),
-                        ]
-                    };
+                    let pair = |a: __m128, b: __m128| _mm256_set_m128(b, a);
+                    let [c0, c1, c2, c3] = transpose4(
+                        pair(c03[0], c03[4]),
+                        pair(c03[1], c03[5]),
+                        pair(c03[2], c03[6]),
+                        pair(c03[3], c03[7]),
+                    );
+                    let (a, b) = (pair(c47[0], c47[4]), pair(c47[1], c47[5]));
+                    let (c, d) = (pair(c47[2], c47[6]), pair(c47[3], c47[7]));
                     let (lo_ab, lo_cd) = (_mm256_unpacklo_ps(a, b), _mm256_unpacklo_ps(c, d));
                     let c4 = _mm256_castpd_ps(_mm256_unpacklo_pd(
                         _mm256_castps_pd(lo_ab),
@@ -1273,14 +1288,14 @@ mod tests {
             assert!(t1 <= h.div_ceil(4) * tw);
             let cols = t1 - t0;
             let ld = cols.next_multiple_of(8);
-            let work_len = (24 * (tw + 1)).max(72 * cols + 64);
+            let work_len = 24 * (tw + 1);
             let x = values(c * h * w, i as u64 + 50);
             let mut want = vec![f32::NAN; 36 * c * ld];
             let mut got = want.clone();
             let mut work = vec![0f32; work_len];
             transform_input4_generic(&x, h, w, c, t0, t1, &mut want, ld, &mut work);
             // SAFETY: this CPU has AVX2 and FMA (checked above).
-            unsafe { simd4::input(&x, h, w, c, t0, t1, &mut got, ld, &mut work) };
+            unsafe { simd4::input(&x, h, w, c, t0, t1, &mut got, ld) };
             let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
             for xi in 0..36 {
                 for ci in 0..c {
