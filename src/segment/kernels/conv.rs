@@ -13,28 +13,20 @@ use std::sync::OnceLock;
 
 /// Floats of one im2col tile (`K x columns`); 48 Ki floats = 192 KiB, well inside L2.
 const TILE_FLOATS: usize = 48 * 1024;
-/// Input floats (`c_in x h x w`) from which a 3x3 stride-1 convolution runs as Winograd
-/// F(2x2, 3x3) rather than im2col, where F(4x4, 3x3) does not apply: below it the 16 small
-/// products per block cost more than the MACs they save. Measured per layer shape in
-/// docs/PERFORMANCE.md.
+/// Input floats (`c_in x h x w`) from which a 3x3 stride-1 convolution on a map too small for
+/// F(4x4) runs as Winograd F(2x2, 3x3) rather than im2col: below it the 16 small products per
+/// block cost more than the MACs they save. Measured per layer shape in docs/PERFORMANCE.md.
 const WINOGRAD_MIN_INPUT: usize = 32 * 1024;
-/// The smaller map side from which a 3x3 stride-1 convolution runs as Winograd F(4x4, 3x3) (at
-/// 10x10 a third of each 12x12 of computed outputs is cut away).
+/// The smaller map side from which a 3x3 stride-1 convolution runs as Winograd F(4x4, 3x3): it
+/// was faster than F(2x2) and im2col on every yolov8n layer from 13x13 up (level with F(2x2)
+/// for 256 input channels at 20x20); at 10x10, where a third of the 12x12 outputs computed is
+/// cut away, it was not.
 const WINOGRAD4_MIN_SIDE: usize = 12;
-/// Input channels above which F(4x4) gives way to F(2x2) on maps smaller than
-/// [`WINOGRAD4_WIDE_SIDE`]: with 256 channels at 20x20 its 36 products of few tiles each were
-/// no faster than F(2x2)'s 16.
-const WINOGRAD4_MAX_NARROW_C_IN: usize = 128;
-/// See [`WINOGRAD4_MAX_NARROW_C_IN`].
-const WINOGRAD4_WIDE_SIDE: usize = 32;
 
 /// Which Winograd tile (if any) a 3x3 stride-1 convolution with `c_in` input channels uses on an
 /// `h x w` map; `None`: im2col.
 fn winograd_tile(c_in: usize, h: usize, w: usize) -> Option<Tile> {
-    let side = h.min(w);
-    if side >= WINOGRAD4_MIN_SIDE
-        && (c_in <= WINOGRAD4_MAX_NARROW_C_IN || side >= WINOGRAD4_WIDE_SIDE)
-    {
+    if h.min(w) >= WINOGRAD4_MIN_SIDE {
         Some(Tile::F4)
     } else if c_in * h * w >= WINOGRAD_MIN_INPUT {
         Some(Tile::F2)
@@ -614,8 +606,9 @@ mod tests {
         assert_eq!(winograd_tile(16, 160, 160), Some(Tile::F4));
         assert_eq!(winograd_tile(32, 20, 20), Some(Tile::F4));
         assert_eq!(winograd_tile(128, 13, 13), Some(Tile::F4));
-        assert_eq!(winograd_tile(256, 20, 20), Some(Tile::F2));
-        assert_eq!(winograd_tile(256, 40, 40), Some(Tile::F4));
+        assert_eq!(winograd_tile(256, 20, 20), Some(Tile::F4));
+        assert_eq!(winograd_tile(16, 12, 40), Some(Tile::F4));
+        assert_eq!(winograd_tile(512, 11, 40), Some(Tile::F2));
         assert_eq!(winograd_tile(256, 10, 10), None);
         assert_eq!(winograd_tile(64, 10, 10), None);
         assert_eq!(winograd_tile(400, 10, 10), Some(Tile::F2));
