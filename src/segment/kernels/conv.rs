@@ -2,7 +2,7 @@
 
 use super::act::bias_act;
 use super::sgemm::{self, Epilogue, PackedLhs, Rhs, NR};
-use super::winograd::Winograd;
+use super::winograd::{Tile, Winograd};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
@@ -13,11 +13,28 @@ use std::sync::OnceLock;
 
 /// Floats of one im2col tile (`K x columns`); 48 Ki floats = 192 KiB, well inside L2.
 const TILE_FLOATS: usize = 48 * 1024;
-/// Input floats (`c_in x h x w`) from which a 3x3 stride-1 convolution runs as Winograd
-/// F(2x2, 3x3) rather than im2col: below it (yolov8n's 32-channel 20x20 and 128-channel 13x13
-/// maps, anything at 10x10) the 16 small products per block cost more than the MACs they save.
-/// Measured per layer shape in docs/PERFORMANCE.md.
+/// Input floats (`c_in x h x w`) from which a 3x3 stride-1 convolution on a map too small for
+/// F(4x4) runs as Winograd F(2x2, 3x3) rather than im2col: below it the 16 small products per
+/// block cost more than the MACs they save. Measured per layer shape in docs/PERFORMANCE.md.
 const WINOGRAD_MIN_INPUT: usize = 32 * 1024;
+/// The smaller map side from which a 3x3 stride-1 convolution runs as Winograd F(4x4, 3x3): it
+/// was faster than F(2x2) and im2col on every yolov8n layer from 13x13 up (level with F(2x2)
+/// for 256 input channels at 20x20); at 10x10, where a third of the 12x12 outputs computed is
+/// cut away, it was not.
+const WINOGRAD4_MIN_SIDE: usize = 12;
+
+/// Which Winograd tile (if any) a 3x3 stride-1 convolution with `c_in` input channels uses on an
+/// `h x w` map; `None`: im2col.
+fn winograd_tile(c_in: usize, h: usize, w: usize) -> Option<Tile> {
+    if h.min(w) >= WINOGRAD4_MIN_SIDE {
+        Some(Tile::F4)
+    } else if c_in * h * w >= WINOGRAD_MIN_INPUT {
+        Some(Tile::F2)
+    } else {
+        None
+    }
+}
+
 /// Columns of one tile of a 1x1 convolution (no patch matrix: the input is the right operand).
 const DIRECT_TILE_COLS: usize = 1024;
 
@@ -61,10 +78,10 @@ pub(crate) struct ConvCpu {
     stride: usize,
     pad: usize,
     silu: bool,
-    /// For a 3x3 stride-1 convolution: the same weights transformed for Winograd F(2x2, 3x3),
-    /// built on the first input large enough to use them (16/9 of the weights again, so a
-    /// model run only at small sizes does not carry them).
-    winograd: Option<OnceLock<Winograd>>,
+    /// For a 3x3 stride-1 convolution: the same weights transformed for Winograd F(2x2, 3x3)
+    /// and F(4x4, 3x3), each built on the first input that uses it (16/9 and 36/9 of the
+    /// weights again, so a model run only at small sizes does not carry them).
+    winograd: Option<[OnceLock<Winograd>; 2]>,
 }
 
 /// A raw output pointer shared by the tiles, each writing its own disjoint block.
@@ -120,7 +137,7 @@ impl ConvCpu {
             k % 2 == 1 && stride >= 1,
             "odd kernels with same padding only"
         );
-        let winograd = (k == 3 && stride == 1).then(OnceLock::new);
+        let winograd = (k == 3 && stride == 1).then(Default::default);
         let weight = if packed {
             Weights::Packed(PackedLhs::new(&weight, c_out, c_in * k * k))
         } else {
@@ -155,11 +172,17 @@ impl ConvCpu {
     /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, oh, ow]`, and `residual`, when given,
     /// is added after the activation (`[c_out, oh, ow]` too).
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
-        match &self.winograd {
-            Some(wg) if self.c_in * h * w >= WINOGRAD_MIN_INPUT => wg
+        match (&self.winograd, winograd_tile(self.c_in, h, w)) {
+            (Some(wg), Some(tile)) => wg[usize::from(tile == Tile::F4)]
                 .get_or_init(|| {
                     let packed = matches!(self.weight, Weights::Packed(_));
-                    Winograd::new(&self.weight_row_major(), self.c_in, self.c_out, packed)
+                    Winograd::new(
+                        &self.weight_row_major(),
+                        self.c_in,
+                        self.c_out,
+                        packed,
+                        tile,
+                    )
                 })
                 .run(x, h, w, out, &self.bias, self.silu, residual),
             _ => self.run_im2col(x, h, w, out, residual),
@@ -499,8 +522,9 @@ mod tests {
             // Channel counts that no micro-kernel width divides, 1x1 and 3x3.
             (5, 7, 1, 1, 13, 11, true),
             (9, 13, 3, 2, 15, 17, true),
-            // Above WINOGRAD_MIN_INPUT: the Winograd path.
+            // Winograd F(4x4) (the second one too) and F(2x2).
             (40, 24, 3, 1, 30, 29, true),
+            (260, 12, 3, 1, 11, 12, true),
         ];
         for (i, &(ci, co, k, s, h, w, silu)) in cases.iter().enumerate() {
             let wv = values(co * ci * k * k, i as u64 + 1);
@@ -527,9 +551,13 @@ mod tests {
                 let got = x.apply_op1_no_bwd(&op).unwrap();
                 assert_eq!(got.dims(), want_dims, "case {i}");
                 let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                // Winograd F(4x4)'s rounding goes with the magnitudes around an output, not
+                // with the output itself: bounded relative to the largest output as in
+                // `winograd::tests::matches_candle_conv`.
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
                 for (j, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
-                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        (g - w).abs() <= (1e-4 * w.abs().max(1.0)).max(3e-5 * scale),
                         "case {i} packed {packed} value {j}: {g} vs {w}"
                     );
                 }
@@ -542,7 +570,7 @@ mod tests {
     #[test]
     fn winograd_route_narrowed_with_residual() {
         let (ci, co, h, w) = (48, 20, 26, 27);
-        assert!(ci * h * w >= WINOGRAD_MIN_INPUT);
+        assert_eq!(winograd_tile(ci, h, w), Some(Tile::F4));
         let dev = Device::Cpu;
         let x = Tensor::from_vec(values(2 * ci * h * w, 21), (1, 2 * ci, h, w), &dev).unwrap();
         let half = x.narrow(1, ci, ci).unwrap();
@@ -570,6 +598,20 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(diff <= 1e-5 * scale, "{diff} of {scale}");
+    }
+
+    /// Which path yolov8n's 3x3 stride-1 layers take at 640 (maps 160 to 20) and 320 (10x10).
+    #[test]
+    fn winograd_tile_by_shape() {
+        assert_eq!(winograd_tile(16, 160, 160), Some(Tile::F4));
+        assert_eq!(winograd_tile(32, 20, 20), Some(Tile::F4));
+        assert_eq!(winograd_tile(128, 13, 13), Some(Tile::F4));
+        assert_eq!(winograd_tile(256, 20, 20), Some(Tile::F4));
+        assert_eq!(winograd_tile(16, 12, 40), Some(Tile::F4));
+        assert_eq!(winograd_tile(512, 11, 40), Some(Tile::F2));
+        assert_eq!(winograd_tile(256, 10, 10), None);
+        assert_eq!(winograd_tile(64, 10, 10), None);
+        assert_eq!(winograd_tile(400, 10, 10), Some(Tile::F2));
     }
 
     #[test]

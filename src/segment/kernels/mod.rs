@@ -8,9 +8,9 @@
 //!   optional residual ([`ConvAdd`], the bottleneck shortcut) applied on the accumulators) or,
 //!   on CPUs without AVX2 + FMA, with the `gemm` crate (candle's own matrix kernel) followed by
 //!   the same epilogue over the output tile while it is in cache; a 3x3 stride-1 convolution on
-//!   all but the smallest maps runs as Winograd F(2x2, 3x3) instead (`winograd`: 16 products
-//!   with 2.25x fewer MACs, transforms around them). Tiles are spread over rayon's pool
-//!   (`RAYON_NUM_THREADS`).
+//!   all but the smallest maps runs as Winograd F(4x4, 3x3) or F(2x2, 3x3) instead (`winograd`:
+//!   36 or 16 products with 4x or 2.25x fewer MACs, transforms around them). Tiles are spread
+//!   over rayon's pool (`RAYON_NUM_THREADS`).
 //! - [`ConvI8`]: the same convolution with int8 weights (per output channel) and activations
 //!   quantized per call, multiplied by the integer kernels of `qgemm` (AVX-512 VNNI, AVX2, NEON
 //!   with or without `sdot`, scalar; chosen at run time).

@@ -336,7 +336,7 @@ unsafe fn micro_scalar(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(super) mod avx2 {
     use super::{Block, Tail, MR, NR};
     use std::arch::x86_64::*;
 
@@ -491,7 +491,7 @@ mod avx2 {
     /// `x * sigmoid(x)` on 8 lanes, `act::silu_f32`'s arithmetic (Cephes `expf`) in vectors.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn silu8(x: __m256) -> __m256 {
+    pub(crate) fn silu8(x: __m256) -> __m256 {
         const LOG2E: f32 = std::f32::consts::LOG2_E;
         const LN2_HI: f32 = 0.693_359_4;
         const LN2_LO: f32 = -2.121_944_4e-4;
