@@ -43,7 +43,7 @@ impl Default for SelectConfig {
         Self {
             window_ms: 2000,
             max_held: 32,
-            max_held_mb: 64,
+            max_held_mb: 40,
             budget: BudgetConfig::default(),
             diversity: DiversityConfig::default(),
             classes: ClassesConfig::default(),
