@@ -17,8 +17,8 @@ pub struct BenchModelArgs {
     /// a .tflite file from scripts/export_tflite.py with --backend tflite).
     #[arg(long)]
     model: PathBuf,
-    /// `candle` or `tflite` (LiteRT on the CPU, --threads threads; needs a build with `--features
-    /// tflite`; the input size is the model's own, --imgsz and --dtype do not apply).
+    /// `candle` or `tflite` (LiteRT on the CPU, --threads threads; needs libLiteRt.so, see
+    /// scripts/tflite.sh; the input size is the model's own, --imgsz and --dtype do not apply).
     #[arg(long, default_value = "candle", value_parser = ["candle", "tflite"])]
     backend: String,
     /// Square input size (multiple of 32).

@@ -488,7 +488,13 @@ pub(super) mod avx2 {
         }
     }
 
-    /// `x * sigmoid(x)` on 8 lanes, `act::silu_f32`'s arithmetic (Cephes `expf`) in vectors.
+    /// `x * sigmoid(x)` on 8 lanes: `act::silu_f32`'s Cephes `expf` with FMAs, `2^n` added to
+    /// the exponent of the polynomial's result, and `1 / (1 + e^-x)` as a reciprocal estimate
+    /// with one Newton step instead of `vdivps`. Relative error within 2.5e-7 of the exact
+    /// value for x >= -87 (`act::tests::silu8_matches_the_exact_value`; below, where SiLU is
+    /// under 1e-36 in magnitude, the reciprocal underflows to 0), and 1.5x the speed
+    /// of the plain translation (0.65 vs 1.05 ns a value on this Zen 3), which every SiLU of the
+    /// network (19 M values a frame at 640) went through.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(crate) fn silu8(x: __m256) -> __m256 {
@@ -497,17 +503,14 @@ pub(super) mod avx2 {
         const LN2_LO: f32 = -2.121_944_4e-4;
         const ROUND: f32 = 12_582_912.0;
         let s = _mm256_set1_ps;
-        // e^-x with -x clamped to [-86, 88].
+        // e^-x with -x clamped to [-86, 88]: e = n ln2 + r, |r| <= ln2 / 2.
         let e = _mm256_min_ps(
             _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), x), s(-86.0)),
             s(88.0),
         );
-        let t = _mm256_add_ps(_mm256_mul_ps(e, s(LOG2E)), s(ROUND));
+        let t = _mm256_fmadd_ps(e, s(LOG2E), s(ROUND));
         let n = _mm256_sub_ps(t, s(ROUND));
-        let r = _mm256_sub_ps(
-            _mm256_sub_ps(e, _mm256_mul_ps(n, s(LN2_HI))),
-            _mm256_mul_ps(n, s(LN2_LO)),
-        );
+        let r = _mm256_fnmadd_ps(n, s(LN2_LO), _mm256_fnmadd_ps(n, s(LN2_HI), e));
         let mut p = s(1.987_569_1e-4);
         for c in [
             1.398_199_9e-3,
@@ -516,22 +519,21 @@ pub(super) mod avx2 {
             1.666_666_5e-1,
             0.5,
         ] {
-            p = _mm256_add_ps(_mm256_mul_ps(p, r), s(c));
+            p = _mm256_fmadd_ps(p, r, s(c));
         }
-        let y = _mm256_add_ps(
-            _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r),
-            s(1.0),
-        );
-        let n_int = _mm256_sub_epi32(
+        // y = e^r in [0.7, 1.42]; n in [-125, 127], so y * 2^n is normal and is y with n added
+        // to its exponent field. t's low bits hold n (ROUND = 1.5 * 2^23).
+        let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), s(1.0));
+        let n_bits = _mm256_slli_epi32::<23>(_mm256_sub_epi32(
             _mm256_castps_si256(t),
             _mm256_set1_epi32(ROUND.to_bits() as i32),
-        );
-        let half = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-            n_int,
-            _mm256_set1_epi32(126),
-        )));
-        let ex = _mm256_mul_ps(_mm256_mul_ps(y, half), s(2.0));
-        _mm256_div_ps(x, _mm256_add_ps(s(1.0), ex))
+        ));
+        let ex = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), n_bits));
+        // 1 / d, d = 1 + e^-x in [1, 2^127]: the 12-bit estimate and one Newton step.
+        let d = _mm256_add_ps(s(1.0), ex);
+        let est = _mm256_rcp_ps(d);
+        let inv = _mm256_mul_ps(est, _mm256_fnmadd_ps(d, est, s(2.0)));
+        _mm256_mul_ps(x, inv)
     }
 }
 
