@@ -25,7 +25,7 @@ const WINOGRAD4_MIN_SIDE: usize = 12;
 
 /// Which Winograd tile (if any) a 3x3 stride-1 convolution with `c_in` input channels uses on an
 /// `h x w` map; `None`: im2col.
-fn winograd_tile(c_in: usize, h: usize, w: usize) -> Option<Tile> {
+pub(super) fn winograd_tile(c_in: usize, h: usize, w: usize) -> Option<Tile> {
     if h.min(w) >= WINOGRAD4_MIN_SIDE {
         Some(Tile::F4)
     } else if c_in * h * w >= WINOGRAD_MIN_INPUT {
