@@ -21,6 +21,10 @@
 //! Dynamic quantization needs no calibration data and adapts to each frame's range; its cost is
 //! one min/max pass and one quantizing pass over each convolution's input (both vectorised and
 //! spread over the threads).
+//!
+//! Where the int8 kernel has no dot-product instruction (AVX2), a 3x3 stride-1 layer of >= 32
+//! channels runs as f32 Winograd F(4x4) over its dequantized weights on maps where that applies
+//! ([`f32_winograd_wins`]): there it is faster than any int8 product without a dot product.
 
 use super::act::dequant_tile;
 use super::conv::{f32_contiguous, winograd_tile, OutPtr};
