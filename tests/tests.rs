@@ -25,6 +25,8 @@ mod select;
 mod daemon_ops;
 // edgesift quantize: f16-weight models agree with f32.
 mod quantize;
+// edgesift bench-model: the scripts' last line and the per-convolution table.
+mod bench_model;
 // MobileSAM against its Python code: seeded weights, resize, embeddings, masks.
 mod mobilesam;
 // The TFLite backend (libLiteRt.so loaded at run time) against candle on the same weights.

@@ -5,7 +5,8 @@
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use edgesift::segment::{
-    quantize, Segmenter, TfliteOptions, TfliteSegmenter, WeightDtype, Weights, YoloV8Seg,
+    quantize, set_layer_profiling, take_layer_times, LayerTime, Segmenter, TfliteOptions,
+    TfliteSegmenter, WeightDtype, Weights, YoloV8Seg,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ pub struct BenchModelArgs {
     /// first, as `edgesift quantize --dtype int8` would, into a temporary file).
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// Also time every convolution of the timed runs and print them, slowest first, with their
+    /// share of the median frame (on the CPU; not with --backend tflite).
+    #[arg(long)]
+    layers: bool,
 }
 
 /// A temporary int8 copy of a model, removed on drop.
@@ -108,11 +113,13 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
     }
     let mut times = Vec::with_capacity(a.iters);
     let cpu0 = cpu_time();
+    set_layer_profiling(a.layers);
     for _ in 0..a.iters {
         let t = Instant::now();
         forward(&net, &x)?;
         times.push(t.elapsed());
     }
+    set_layer_profiling(false);
     let cpu = cpu_time().saturating_sub(cpu0);
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -121,6 +128,9 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
     } else {
         (ms(times[times.len() / 2 - 1]) + ms(times[times.len() / 2])) / 2.0
     };
+    if a.layers {
+        print_layers(take_layer_times(), a.iters, median);
+    }
     let arch = net.architecture();
     println!(
         "model {} (scale {}, {} classes), input {s}x{s}, dtype {}, threads {}",
@@ -205,6 +215,46 @@ fn run_tflite(a: &BenchModelArgs) -> anyhow::Result<ExitCode> {
     println!("cpu_ms_per_iter {:.1}", ms(cpu) / a.iters as f64);
     println!("median_ms {median:.2}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--layers`: the convolutions of one frame (the same calls in every timed run), each with its
+/// median time over the runs, slowest first.
+fn print_layers(records: Vec<LayerTime>, iters: usize, median_ms: f64) {
+    let per_run = records.len() / iters.max(1);
+    if per_run == 0 || records.len() != per_run * iters {
+        println!(
+            "layers: {} convolution calls in {iters} runs, not the same each run; not shown",
+            records.len()
+        );
+        return;
+    }
+    let mut rows: Vec<(f64, usize, &LayerTime)> = (0..per_run)
+        .map(|i| {
+            let mut t: Vec<f64> = (0..iters)
+                .map(|r| records[r * per_run + i].time.as_secs_f64() * 1e3)
+                .collect();
+            t.sort_by(f64::total_cmp);
+            (t[t.len() / 2], i, &records[i])
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.0).sum();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!("layers: {per_run} convolutions a frame, median of {iters} runs, slowest first");
+    println!("    #  ms      share  GMAC/s  shape                         op");
+    for (t, i, r) in &rows {
+        println!(
+            "  {i:>3}  {t:>6.2}  {:>5.1}%  {:>6.1}  {:<28}  {}",
+            100.0 * t / median_ms,
+            r.macs as f64 / (t * 1e6),
+            r.shape,
+            r.op
+        );
+    }
+    println!(
+        "layers_total_ms {total:.2} of median {median_ms:.2} ({:.1} %; the rest: concatenations, \
+         pools, upsampling, the head's decode, and the threads' hand-offs)",
+        100.0 * total / median_ms
+    );
 }
 
 /// One forward pass, with the outputs read back so that lazy or asynchronous work is finished.

@@ -28,6 +28,7 @@ pub use config::{
     BACKEND_YOLO, DEFAULT_MODEL, SYSTEM_MODEL_DIR,
 };
 pub use error::SegmentError;
+pub use kernels::profile::{set_layer_profiling, take_layer_times, LayerTime};
 pub use post::{postprocess, PostOptions, RawView};
 pub use pre::Letterbox;
 pub use quantize::{quantize, QuantizeSummary, WeightDtype};

@@ -1,6 +1,7 @@
 //! Convolution as tiled im2col + GEMM with bias and activation fused; see the module above.
 
 use super::act::bias_act;
+use super::profile;
 use super::sgemm::{self, Epilogue, PackedLhs, Rhs, NR};
 use super::winograd::{Tile, Winograd};
 use candle_core::backend::BackendStorage;
@@ -172,7 +173,33 @@ impl ConvCpu {
     /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, oh, ow]`, and `residual`, when given,
     /// is added after the activation (`[c_out, oh, ow]` too).
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
-        match (&self.winograd, winograd_tile(self.c_in, h, w)) {
+        let t0 = profile::start();
+        let tile = self.winograd.as_ref().and(winograd_tile(self.c_in, h, w));
+        self.run_as(tile, x, h, w, out, residual);
+        profile::record(t0, || {
+            let op = match tile {
+                Some(Tile::F4) => "conv f32 winograd-f4",
+                Some(Tile::F2) => "conv f32 winograd-f2",
+                None if self.k == 1 && self.stride == 1 => "conv f32 1x1",
+                None => "conv f32 im2col",
+            };
+            let (shape, macs) =
+                profile::conv_shape(self.c_in, self.c_out, self.k, self.stride, h, w);
+            (op, shape, macs)
+        });
+    }
+
+    /// [`Self::run`] with the Winograd tile (if any) decided.
+    fn run_as(
+        &self,
+        tile: Option<Tile>,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        out: &mut [f32],
+        residual: Option<&[f32]>,
+    ) {
+        match (&self.winograd, tile) {
             (Some(wg), Some(tile)) => wg[usize::from(tile == Tile::F4)]
                 .get_or_init(|| {
                     let packed = matches!(self.weight, Weights::Packed(_));

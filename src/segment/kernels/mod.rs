@@ -38,6 +38,7 @@ mod gelu;
 mod linear;
 mod norm;
 mod pool;
+pub(crate) mod profile;
 mod qconv;
 mod qgemm;
 mod qlinear;

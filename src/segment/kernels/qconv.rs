@@ -28,6 +28,7 @@
 
 use super::act::dequant_tile;
 use super::conv::{f32_contiguous, winograd_tile, OutPtr};
+use super::profile;
 use super::qgemm::{interleave4, Kernel, Offsets, PackedWeights, MR, NR};
 use super::sgemm;
 use super::winograd::{Tile, Winograd};
@@ -167,6 +168,24 @@ impl ConvI8 {
 
     /// One image, as `ConvCpu::run`.
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32], residual: Option<&[f32]>) {
+        let t0 = profile::start();
+        let op = self.run_routed(x, h, w, out, residual);
+        profile::record(t0, || {
+            let (shape, macs) =
+                profile::conv_shape(self.c_in, self.c_out, self.k, self.stride, h, w);
+            (op, shape, macs)
+        });
+    }
+
+    /// [`Self::run`]; returns which way it went.
+    fn run_routed(
+        &self,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        out: &mut [f32],
+        residual: Option<&[f32]>,
+    ) -> &'static str {
         if let Some((q, wg)) = &self.winograd {
             if winograd_tile(self.c_in, h, w) == Some(Tile::F4) {
                 let wg = wg.get_or_init(|| {
@@ -179,7 +198,7 @@ impl ConvI8 {
                     Winograd::new(&f, self.c_in, self.c_out, true, Tile::F4)
                 });
                 wg.run(x, h, w, out, &self.bias, self.silu, residual);
-                return;
+                return "conv int8 as f32 winograd-f4";
             }
         }
         let (oh, ow) = self.out_size(h, w);
@@ -211,6 +230,7 @@ impl ConvI8 {
         let mut xq = QINPUT.take();
         self.run_implicit(x, h, w, s_x, z, &mut xq, &ep);
         QINPUT.set(xq);
+        "conv int8"
     }
 
     /// Row blocks per column tile and the tile width: enough tiles for every thread (2 each),
