@@ -41,29 +41,42 @@ fn layers_table_lists_every_convolution_once() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{dtype}: no median_ms last line in\n{out}"));
         assert!(median > 0.0);
-        // yolov8n-seg: 75 convolutions (the int8 model keeps the head's 9 outputs in f32).
+        // yolov8n-seg: 75 convolutions (the int8 model keeps the head's 9 outputs in f32), 12
+        // concatenations, SPPF's pools, the Proto's upsampling and the head's decode.
         assert!(
-            out.contains("layers: 75 convolutions a frame, median of 3 runs"),
+            out.contains("layers: 90 ops a frame (75 convolutions), median of 3 runs"),
             "{dtype}:\n{out}"
         );
-        let rows: Vec<&str> = lines
+        let all: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.contains('%') && !l.starts_with("layers"))
+            .collect();
+        assert_eq!(all.len(), 90, "{dtype}:\n{out}");
+        for op in ["concat", "sppf pools", "upsample2x", "head decode"] {
+            assert!(
+                all.iter().any(|r| r.contains(op)),
+                "{dtype}: no {op}\n{out}"
+            );
+        }
+        let rows: Vec<&str> = all
             .iter()
             .copied()
             .filter(|l| l.contains(" conv "))
             .collect();
         assert_eq!(rows.len(), 75, "{dtype}:\n{out}");
         // Slowest first, each layer index once.
-        let ms: Vec<f64> = rows
+        let ms: Vec<f64> = all
             .iter()
             .map(|r| r.split_whitespace().nth(1).unwrap().parse().unwrap())
             .collect();
         assert!(ms.windows(2).all(|w| w[0] >= w[1]), "{dtype}: not sorted");
-        let mut idx: Vec<usize> = rows
+        let mut idx: Vec<usize> = all
             .iter()
             .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
             .collect();
         idx.sort();
-        assert_eq!(idx, (0..75).collect::<Vec<_>>(), "{dtype}");
+        assert_eq!(idx, (0..90).collect::<Vec<_>>(), "{dtype}");
         // The first layer: 3 -> 16, 3x3, stride 2, on the 128x128 input.
         assert!(
             rows.iter().any(|r| r.contains("3 -> 16  3x3 /2 128x128")),

@@ -38,8 +38,9 @@ pub struct BenchModelArgs {
     /// first, as `edgesift quantize --dtype int8` would, into a temporary file).
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// Also time every convolution of the timed runs and print them, slowest first, with their
-    /// share of the median frame (on the CPU; not with --backend tflite).
+    /// Also time every convolution (and concatenation, pool, upsampling, decode) of the timed
+    /// runs and print them, slowest first, with their share of the median frame (on the CPU; not
+    /// with --backend tflite).
     #[arg(long)]
     layers: bool,
 }
@@ -217,13 +218,13 @@ fn run_tflite(a: &BenchModelArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--layers`: the convolutions of one frame (the same calls in every timed run), each with its
-/// median time over the runs, slowest first.
+/// `--layers`: the ops of one frame (the same calls in every timed run), each with its median
+/// time over the runs, slowest first.
 fn print_layers(records: Vec<LayerTime>, iters: usize, median_ms: f64) {
     let per_run = records.len() / iters.max(1);
     if per_run == 0 || records.len() != per_run * iters {
         println!(
-            "layers: {} convolution calls in {iters} runs, not the same each run; not shown",
+            "layers: {} op calls in {iters} runs, not the same each run; not shown",
             records.len()
         );
         return;
@@ -239,20 +240,30 @@ fn print_layers(records: Vec<LayerTime>, iters: usize, median_ms: f64) {
         .collect();
     let total: f64 = rows.iter().map(|r| r.0).sum();
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-    println!("layers: {per_run} convolutions a frame, median of {iters} runs, slowest first");
+    let convs = records[..per_run]
+        .iter()
+        .filter(|r| r.op.starts_with("conv"))
+        .count();
+    println!(
+        "layers: {per_run} ops a frame ({convs} convolutions), median of {iters} runs, slowest first"
+    );
     println!("    #  ms      share  GMAC/s  shape                         op");
     for (t, i, r) in &rows {
+        let rate = if r.macs > 0 {
+            format!("{:.1}", r.macs as f64 / (t * 1e6))
+        } else {
+            "-".into()
+        };
         println!(
-            "  {i:>3}  {t:>6.2}  {:>5.1}%  {:>6.1}  {:<28}  {}",
+            "  {i:>3}  {t:>6.2}  {:>5.1}%  {rate:>6}  {:<28}  {}",
             100.0 * t / median_ms,
-            r.macs as f64 / (t * 1e6),
             r.shape,
             r.op
         );
     }
     println!(
-        "layers_total_ms {total:.2} of median {median_ms:.2} ({:.1} %; the rest: concatenations, \
-         pools, upsampling, the head's decode, and the threads' hand-offs)",
+        "layers_total_ms {total:.2} of median {median_ms:.2} ({:.1} %; the rest: candle's own ops \
+         and the threads' hand-offs)",
         100.0 * total / median_ms
     );
 }

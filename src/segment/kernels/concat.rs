@@ -34,6 +34,16 @@ impl Part<'_> {
 /// rayon's pool, one channel plane per task; elsewhere it is candle's `cat` (and
 /// `upsample_nearest2d`).
 pub(crate) fn concat_channels(parts: &[Part<'_>]) -> candle_core::Result<Tensor> {
+    let t0 = super::profile::start();
+    let r = concat_channels_inner(parts);
+    super::profile::record(t0, || {
+        let dims = r.as_ref().map(|t| t.dims().to_vec()).unwrap_or_default();
+        ("concat", format!("{} parts -> {dims:?}", parts.len()), 0)
+    });
+    r
+}
+
+fn concat_channels_inner(parts: &[Part<'_>]) -> candle_core::Result<Tensor> {
     let tensors: Vec<&Tensor> = parts.iter().map(Part::tensor).collect();
     let native = with_f32(&tensors, |planes| concat_f32(parts, planes));
     match native {

@@ -37,10 +37,15 @@ pub(crate) fn decode_f32(
         .iter()
         .flat_map(|l| [l.boxes, l.classes, l.coefs])
         .collect();
-    with_f32(&tensors, |planes| {
+    let t0 = super::profile::start();
+    let r = with_f32(&tensors, |planes| {
         let strides: Vec<usize> = levels.iter().map(|l| l.stride).collect();
         decode(planes, &strides, reg_max)
-    })
+    });
+    super::profile::record(t0, || {
+        ("head decode", format!("{} levels", levels.len()), 0)
+    });
+    r
 }
 
 fn decode(planes: &[Planes<'_>], strides: &[usize], reg_max: usize) -> candle_core::Result<Tensor> {

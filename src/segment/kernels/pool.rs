@@ -14,6 +14,15 @@ use rayon::prelude::*;
 /// `cat([x, p(x), p(p(x)), ...], dim 1)` with `n` pools `p` = k x k max-pool, stride 1, padding
 /// `k / 2` with -inf. `x` is `[B, C, H, W]`.
 pub(crate) fn pool_pyramid(x: &Tensor, k: usize, n: usize) -> candle_core::Result<Tensor> {
+    let t0 = super::profile::start();
+    let r = pool_pyramid_inner(x, k, n);
+    super::profile::record(t0, || {
+        ("sppf pools", format!("{n} x {k}x{k} on {:?}", x.dims()), 0)
+    });
+    r
+}
+
+fn pool_pyramid_inner(x: &Tensor, k: usize, n: usize) -> candle_core::Result<Tensor> {
     if k % 2 == 0 {
         candle_core::bail!("edgesift-pool: the window must be odd, got {k}");
     }

@@ -1,4 +1,5 @@
-//! Per-layer timing of the convolutions, for `edgesift bench-model --layers`: which layers a
+//! Per-layer timing of the convolutions and the network's other native ops (concatenations,
+//! SPPF's pools, the Proto's upsampling, the head's decode), for `edgesift bench-model --layers`: which layers a
 //! frame's time goes to on this CPU, at this size and dtype (what `trtexec --dumpProfile` or
 //! onnxruntime's profiler tell their users). Off unless switched on; then each convolution
 //! appends one record per call. The cost when off is one relaxed atomic load per call.
@@ -10,14 +11,14 @@ use std::time::{Duration, Instant};
 static ON: AtomicBool = AtomicBool::new(false);
 static RECORDS: Mutex<Vec<LayerTime>> = Mutex::new(Vec::new());
 
-/// One call of one convolution.
+/// One call of one op.
 #[derive(Debug, Clone)]
 pub struct LayerTime {
-    /// What ran, e.g. `conv f32 winograd-f4`, `conv int8`.
+    /// What ran, e.g. `conv f32 winograd-f4`, `conv int8`, `concat`.
     pub op: &'static str,
-    /// `c_in -> c_out kxk /s HxW` (the input map).
+    /// For a convolution `c_in -> c_out kxk /s HxW` (the input map).
     pub shape: String,
-    /// Multiply-adds of the layer as a direct convolution.
+    /// Multiply-adds of the layer as a direct convolution (0 for ops without products).
     pub macs: u64,
     /// Wall-clock time of the call (all threads working on it).
     pub time: Duration,

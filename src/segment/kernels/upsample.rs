@@ -110,9 +110,18 @@ impl CustomOp1 for Upsample2xCpu {
         }
         let (per_in, per_out) = (c * h * w, self.c_out * 4 * h * w);
         let mut out = super::output_buffer(b * per_out);
+        let t0 = super::profile::start();
         for (xi, oi) in x.chunks_exact(per_in).zip(out.chunks_exact_mut(per_out)) {
             self.run(xi, h, w, oi);
         }
+        super::profile::record(t0, || {
+            let shape = format!("{c:>3} -> {:<3} 2x2 x2 {h}x{w}", self.c_out);
+            (
+                "upsample2x (transposed conv) f32",
+                shape,
+                (b * c * per_out) as u64,
+            )
+        });
         Ok((
             CpuStorage::F32(out),
             Shape::from((b, self.c_out, 2 * h, 2 * w)),
