@@ -247,6 +247,12 @@ fn print_layers(records: Vec<LayerTime>, iters: usize, median_ms: f64) {
     println!(
         "layers: {per_run} ops a frame ({convs} convolutions), median of {iters} runs, slowest first"
     );
+    if convs == 0 {
+        println!(
+            "layers: with this dtype the convolutions run on candle's conv2d and are not timed \
+             one by one (only f32 and int8 use edgesift's kernels)"
+        );
+    }
     println!("    #  ms      share  GMAC/s  shape                         op");
     for (t, i, r) in &rows {
         let rate = if r.macs > 0 {
