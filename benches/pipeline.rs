@@ -404,13 +404,14 @@ fn main() {
         let alone = || {
             let mut seg = load();
             seg.segment(&imgs[0]).expect("warm-up");
-            let (t0, mut n) = (Instant::now(), 0u64);
+            let (t0, c0, mut n) = (Instant::now(), cpu_seconds(), 0u64);
             while t0.elapsed().as_secs_f64() < phase_s {
                 seg.segment(&imgs[n as usize % imgs.len()])
                     .expect("segment");
                 n += 1;
             }
-            (n, t0.elapsed().as_secs_f64())
+            let secs = t0.elapsed().as_secs_f64();
+            (n, secs, (cpu_seconds() - c0) / secs)
         };
         let piped = || {
             let mut cfg = config(&dump, &tmp.path().join(format!("model{round}")));
@@ -431,9 +432,10 @@ fn main() {
         piped_s += p.secs;
         ratios.push(fp / fa);
         println!(
-            "round {round} (load {}): model alone {fa:.2} fps, in the pipeline {fp:.2} fps ({:.1} %); \
-             CPU by thread in the pipeline: {}",
+            "round {round} (load {}): model alone {fa:.2} fps (CPU {:.2}), in the pipeline {fp:.2} fps \
+             ({:.1} %); CPU by thread in the pipeline: {}",
             loadavg(),
+            a.2,
             100.0 * fp / fa,
             p.cpu_by_thread
         );

@@ -9,6 +9,7 @@
 use super::pre::Letterbox;
 use super::Instance;
 use crate::geometry::{BBox, Mask, PixelRect};
+use rayon::prelude::*;
 
 /// Thresholds of post-processing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,31 +70,32 @@ pub fn postprocess(raw: &RawView, letterbox: &Letterbox, opts: &PostOptions) -> 
     let (ow, oh) = (letterbox.orig_width, letterbox.orig_height);
     let to_orig = BoxScaler::new(in_w, in_h, ow, oh);
     let planner = MaskPlanner::new(raw.proto_h, raw.proto_w, oh as usize, ow as usize);
-    let mut coef = vec![0f32; raw.num_masks];
-    let mut out = Vec::with_capacity(kept.len());
-    for c in kept {
-        let bbox = to_orig.apply(&c.bbox);
-        let coef_row = 4 + raw.num_classes;
-        for (k, v) in coef.iter_mut().enumerate() {
-            *v = raw.pred[(coef_row + k) * raw.anchors + c.anchor];
-        }
-        let mask = planner.mask(raw, &coef, &bbox);
-        // ultralytics drops detections whose mask came out empty.
-        if mask.is_empty() {
-            continue;
-        }
-        let class_scores = (0..raw.num_classes)
-            .map(|k| raw.pred[(4 + k) * raw.anchors + c.anchor])
-            .collect();
-        out.push(Instance {
-            class_id: c.class_id as u32,
-            score: c.score,
-            bbox,
-            mask,
-            class_scores,
-        });
-    }
-    out
+    // One task per instance on rayon's pool: a big mask costs milliseconds, and the network's
+    // workers are idle while the calling thread post-processes. `collect` keeps NMS's order.
+    kept.into_par_iter()
+        .filter_map(|c| {
+            let bbox = to_orig.apply(&c.bbox);
+            let coef_row = 4 + raw.num_classes;
+            let coef: Vec<f32> = (0..raw.num_masks)
+                .map(|k| raw.pred[(coef_row + k) * raw.anchors + c.anchor])
+                .collect();
+            let mask = planner.mask(raw, &coef, &bbox);
+            // ultralytics drops detections whose mask came out empty.
+            if mask.is_empty() {
+                return None;
+            }
+            let class_scores = (0..raw.num_classes)
+                .map(|k| raw.pred[(4 + k) * raw.anchors + c.anchor])
+                .collect();
+            Some(Instance {
+                class_id: c.class_id as u32,
+                score: c.score,
+                bbox,
+                mask,
+                class_scores,
+            })
+        })
+        .collect()
 }
 
 /// Confidence filter and class-aware greedy NMS (torchvision semantics: suppress IoU > `iou`).
@@ -295,29 +297,56 @@ impl MaskPlanner {
                 }
             }
         }
+        // Both bilinear resizes below run separably: the horizontal taps once per source row,
+        // then each output row blends two of those rows. That is the arithmetic of blending
+        // four neighbours pixel by pixel, in the same order (so the same bits), with the
+        // gathers done once per source row instead of once per output pixel.
         // Upsampled values over the region.
         let uw = ux1 - ux0;
+        let across = |src: &[f32], taps: &[(usize, usize, f32, f32)], dst: &mut [f32]| {
+            for (d, &(i, j, w0, w1)) in dst.iter_mut().zip(taps) {
+                *d = w0 * src[i] + w1 * src[j];
+            }
+        };
+        let taps_up: Vec<_> = ux
+            .iter()
+            .map(|t| (t.i0 - px0, t.i1 - px0, t.w0, t.w1))
+            .collect();
+        let mut across_up = vec![0f32; (py1 - py0) * uw];
+        for (src, dst) in logits.chunks_exact(pw).zip(across_up.chunks_exact_mut(uw)) {
+            across(src, &taps_up, dst);
+        }
         let mut up = vec![0f32; (uy1 - uy0) * uw];
-        for (yy, ty) in uy.iter().enumerate() {
-            let r0 = &logits[(ty.i0 - py0) * pw..][..pw];
-            let r1 = &logits[(ty.i1 - py0) * pw..][..pw];
-            for (xx, tx) in ux.iter().enumerate() {
-                let (a, b) = (tx.i0 - px0, tx.i1 - px0);
-                up[yy * uw + xx] = ty.w0 * (tx.w0 * r0[a] + tx.w1 * r0[b])
-                    + ty.w1 * (tx.w0 * r1[a] + tx.w1 * r1[b]);
+        for (ty, dst) in uy.iter().zip(up.chunks_exact_mut(uw)) {
+            let a = &across_up[(ty.i0 - py0) * uw..][..uw];
+            let b = &across_up[(ty.i1 - py0) * uw..][..uw];
+            for ((d, &va), &vb) in dst.iter_mut().zip(a).zip(b) {
+                *d = ty.w0 * va + ty.w1 * vb;
             }
         }
         // Final bilinear into the box, thresholded at logit 0 (sigmoid 0.5).
-        let rect = PixelRect::new(c0 as u32, r0 as u32, (c1 - c0) as u32, (r1 - r0) as u32);
-        let mut data = Vec::with_capacity(rect.area() as usize);
-        for ty in &yt {
-            let a = &up[(self.top + ty.i0 - uy0) * uw..][..uw];
-            let b = &up[(self.top + ty.i1 - uy0) * uw..][..uw];
-            for tx in &xt {
-                let (i, j) = (self.left + tx.i0 - ux0, self.left + tx.i1 - ux0);
-                let v =
-                    ty.w0 * (tx.w0 * a[i] + tx.w1 * a[j]) + ty.w1 * (tx.w0 * b[i] + tx.w1 * b[j]);
-                data.push((v > 0.0) as u8);
+        let bw = c1 - c0;
+        let taps_box: Vec<_> = xt
+            .iter()
+            .map(|t| (self.left + t.i0 - ux0, self.left + t.i1 - ux0, t.w0, t.w1))
+            .collect();
+        // Rows of `up` the box reads: from its first row's upper tap to its last row's lower one.
+        let first = self.top + yt[0].i0 - uy0;
+        let last = self.top + yt.last().expect("non-empty").i1 - uy0;
+        let mut across_box = vec![0f32; (last + 1 - first) * bw];
+        for (src, dst) in up[first * uw..(last + 1) * uw]
+            .chunks_exact(uw)
+            .zip(across_box.chunks_exact_mut(bw))
+        {
+            across(src, &taps_box, dst);
+        }
+        let rect = PixelRect::new(c0 as u32, r0 as u32, bw as u32, (r1 - r0) as u32);
+        let mut data = vec![0u8; rect.area() as usize];
+        for (ty, dst) in yt.iter().zip(data.chunks_exact_mut(bw)) {
+            let a = &across_box[(self.top + ty.i0 - uy0 - first) * bw..][..bw];
+            let b = &across_box[(self.top + ty.i1 - uy0 - first) * bw..][..bw];
+            for ((d, &va), &vb) in dst.iter_mut().zip(a).zip(b) {
+                *d = (ty.w0 * va + ty.w1 * vb > 0.0) as u8;
             }
         }
         Mask::new(w, h, rect, data)
