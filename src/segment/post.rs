@@ -506,4 +506,103 @@ mod tests {
         let p = MaskPlanner::new(56, 80, 400, 600);
         assert_eq!(p.f, 4);
     }
+    /// The mask by definition: logits on the prototype grid, then for every pixel of the box the
+    /// two bilinear resizes through their four neighbours each (the code before stop 18).
+    fn mask_per_pixel(planner: &MaskPlanner, raw: &RawView, coef: &[f32], bbox: &BBox) -> Vec<u8> {
+        let p = planner;
+        let c0 = (bbox.x1.ceil().max(0.0) as usize).min(p.w);
+        let c1 = (bbox.x2.ceil().max(0.0) as usize).min(p.w);
+        let r0 = (bbox.y1.ceil().max(0.0) as usize).min(p.h);
+        let r1 = (bbox.y2.ceil().max(0.0) as usize).min(p.h);
+        let plane = p.mh * p.mw;
+        let logit = |y: usize, x: usize| -> f32 {
+            let mut v = 0f32;
+            for (k, &ck) in coef.iter().enumerate() {
+                v += ck * raw.proto[k * plane + y * p.mw + x];
+            }
+            v
+        };
+        let inv_f = 1.0 / p.f as f32;
+        let up = |uy: usize, ux: usize| -> f32 {
+            let (ty, tx) = (tap(inv_f, uy, p.mh), tap(inv_f, ux, p.mw));
+            ty.w0 * (tx.w0 * logit(ty.i0, tx.i0) + tx.w1 * logit(ty.i0, tx.i1))
+                + ty.w1 * (tx.w0 * logit(ty.i1, tx.i0) + tx.w1 * logit(ty.i1, tx.i1))
+        };
+        let (sx, sy) = (p.cw as f32 / p.w as f32, p.ch as f32 / p.h as f32);
+        let mut out = Vec::new();
+        for r in r0..r1 {
+            let ty = tap(sy, r, p.ch);
+            for c in c0..c1 {
+                let tx = tap(sx, c, p.cw);
+                let (a0, a1) = (p.top + ty.i0, p.top + ty.i1);
+                let (b0, b1) = (p.left + tx.i0, p.left + tx.i1);
+                let v = ty.w0 * (tx.w0 * up(a0, b0) + tx.w1 * up(a0, b1))
+                    + ty.w1 * (tx.w0 * up(a1, b0) + tx.w1 * up(a1, b1));
+                out.push((v > 0.0) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn separable_mask_is_the_per_pixel_definition_bit_for_bit() {
+        // Random prototypes and coefficients near the threshold, boxes of every size and place,
+        // and input/original sizes giving each pre-upsampling factor.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let nm = 4;
+        let (mut set, mut total) = (0, 0);
+        for (mh, mw, h, w) in [(96, 160, 720, 1280), (80, 80, 480, 640), (60, 80, 437, 611)] {
+            let planner = MaskPlanner::new(mh, mw, h, w);
+            let proto: Vec<f32> = (0..nm * mh * mw).map(|_| rnd() * 2.0 - 1.0).collect();
+            let raw = RawView {
+                pred: &[],
+                anchors: 0,
+                num_classes: 0,
+                num_masks: nm,
+                proto: &proto,
+                proto_h: mh,
+                proto_w: mw,
+            };
+            for _ in 0..12 {
+                let coef: Vec<f32> = (0..nm).map(|_| rnd() - 0.5).collect();
+                let (x1, y1) = (rnd() * w as f32, rnd() * h as f32);
+                let bbox = BBox::new(
+                    x1,
+                    y1,
+                    (x1 + rnd() * w as f32 * 0.6).min(w as f32),
+                    (y1 + rnd() * h as f32 * 0.6).min(h as f32),
+                );
+                let mask = planner.mask(&raw, &coef, &bbox);
+                let want = mask_per_pixel(&planner, &raw, &coef, &bbox);
+                if want.is_empty() {
+                    assert!(mask.is_empty());
+                    continue;
+                }
+                assert_eq!(mask.rect().area() as usize, want.len(), "{bbox:?}");
+                let differ = mask
+                    .data()
+                    .iter()
+                    .zip(&want)
+                    .filter(|(a, b)| a != b)
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "{differ} pixels differ in {bbox:?} ({mh}x{mw} -> {h}x{w})"
+                );
+                set += want.iter().filter(|&&v| v == 1).count();
+                total += want.len();
+            }
+        }
+        // The boxes cut through both sides of the threshold, not all of one side.
+        assert!(
+            set > total / 10 && set < total * 9 / 10,
+            "{set} of {total} set"
+        );
+    }
 }
