@@ -201,8 +201,8 @@ fn steady_run(cfg: &Config, segmenter: Box<dyn Segmenter>, window_s: f64) -> Ste
     })
 }
 
-/// CPU seconds per thread name so far (threads the pipeline did not name, the model's worker
-/// pool, are summed under "workers").
+/// CPU seconds per thread name so far (the pool's threads, which run the model and the stages'
+/// heavy work, and the main thread are summed under "workers").
 fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
     let main_name = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
     let tick = 100.0; // USER_HZ on Linux
@@ -224,7 +224,7 @@ fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
             continue;
         };
         let cpu = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / tick;
-        let name = if comm == main_name.trim() || comm.starts_with("rayon") {
+        let name = if comm == main_name.trim() || comm.starts_with("edgesift-pool") {
             "workers"
         } else {
             comm
@@ -306,6 +306,7 @@ fn main() {
     }
     // As `edgesift` does for every command: the daemon's malloc settings.
     edgesift::ops::tune_allocator();
+    edgesift::pool::start();
     let frames: u64 = arg("--frames").and_then(|s| s.parse().ok()).unwrap_or(3000);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dump = write_dump(tmp.path());

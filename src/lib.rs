@@ -15,6 +15,7 @@
 //! - [`ops`]: what runs around the pipeline: systemd, signals, metrics, logs, time.
 //! - [`dataset`]: training datasets (ultralytics yolo-seg, COCO) written from frames with masks.
 //! - [`geometry`]: boxes, masks and COCO run-length encoding, shared by every stage.
+//! - [`pool`]: the one CPU pool the stages' heavy work runs on, beside the network's.
 
 pub mod capture;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod geometry;
 pub mod ops;
 pub mod overlay;
 pub mod pipeline;
+pub mod pool;
 pub mod segment;
 pub mod select;
 pub mod store;

@@ -590,7 +590,14 @@ impl Converter {
     }
 
     /// Converts one frame into `image` (resized as needed, its allocation reused).
+    ///
+    /// Runs on the network's pool (see `crate::pool`): a frame's conversion is a job taken up
+    /// between the network's tasks, not a thread competing with them for a core.
     pub fn convert(&mut self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
+        crate::pool::on_pool(|| self.convert_here(data, image))
+    }
+
+    fn convert_here(&mut self, data: &[u8], image: &mut RgbImage) -> Result<(), ConvertError> {
         let (w, h, s) = (self.width, self.height, self.stride);
         match self.format {
             PixelFormat::Yuyv | PixelFormat::Uyvy | PixelFormat::Nv12 => {

@@ -56,6 +56,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     overrides(&mut cfg);
+    edgesift::pool::start();
     // Signals, sd_notify, watchdog and metrics, before the (possibly long) model load; dropped
     // (STOPPING=1, threads ended) on every way out.
     let control = Control::new();

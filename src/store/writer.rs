@@ -32,7 +32,10 @@ impl Store {
         let id = self.next_id;
         let (rel_dir, stem) = layout::place(system_time_to_unix_ns(s.captured.wall), id);
         // Step 1.
-        let enc = encode::encode(s, id, &stem, self.cfg.image_format, self.cfg.jpeg_quality)?;
+        // Encoding (JPEG, PNG, JSON) is the store's CPU work: on the network's pool, see
+        // `crate::pool`.
+        let (format, quality) = (self.cfg.image_format, self.cfg.jpeg_quality);
+        let enc = crate::pool::on_pool(|| encode::encode(s, id, &stem, format, quality))?;
         let quota = blocks(enc.image.len() as u64)
             + blocks(enc.masks.len() as u64)
             + enc.refined.as_ref().map_or(0, |r| blocks(r.len() as u64))

@@ -187,7 +187,9 @@ impl SyntheticSource {
             buf.resize(w as usize * h as usize * 3, 0);
             *image = RgbImage::from_raw(w, h, buf).expect("buffer sized for the frame");
         }
-        let truth = self.renderer.render(&self.world, image, self.frame, true);
+        // Painting is CPU work: on the network's pool, see `crate::pool`.
+        let (renderer, world, frame) = (&mut self.renderer, &self.world, self.frame);
+        let truth = crate::pool::on_pool(|| renderer.render(world, image, frame, true));
         if self.frame % (self.config.fps as u64 * 60).max(1) == 0 {
             tracing::debug!(frame = self.frame, "{}", self.world.drive_summary());
         }
