@@ -192,14 +192,20 @@ pub(crate) fn resize_bilinear_cv2(
     if dw == 0 || dh == 0 || sw == 0 || sh == 0 {
         return;
     }
+    // Byte offsets of each output column's two source pixels, so that the horizontal pass is
+    // one multiply-add per channel with no clamping or index arithmetic inside.
+    let taps: Vec<(usize, usize, i32, i32)> = xt
+        .iter()
+        .map(|&(s, a0, a1)| (s * 3, (s + 1).min(sw - 1) * 3, a0, a1))
+        .collect();
     let hpass = |row: usize, buf: &mut Vec<i32>| {
-        buf.clear();
+        buf.resize(dw * 3, 0);
         let r = &src[row * sw * 3..(row + 1) * sw * 3];
-        for &(s, a0, a1) in &xt {
-            let s1 = (s + 1).min(sw - 1);
-            for c in 0..3 {
-                buf.push(r[s * 3 + c] as i32 * a0 + r[s1 * 3 + c] as i32 * a1);
-            }
+        for (d, &(o0, o1, a0, a1)) in buf.chunks_exact_mut(3).zip(&taps) {
+            let (p, q) = (&r[o0..o0 + 3], &r[o1..o1 + 3]);
+            d[0] = p[0] as i32 * a0 + q[0] as i32 * a1;
+            d[1] = p[1] as i32 * a0 + q[1] as i32 * a1;
+            d[2] = p[2] as i32 * a0 + q[2] as i32 * a1;
         }
     };
     // Blocks of output rows on rayon's pool; within a block, horizontally resized source rows
