@@ -101,8 +101,21 @@ pub fn postprocess(raw: &RawView, letterbox: &Letterbox, opts: &PostOptions) -> 
 /// Confidence filter and class-aware greedy NMS (torchvision semantics: suppress IoU > `iou`).
 fn nms(raw: &RawView, opts: &PostOptions) -> Vec<Candidate> {
     let a = raw.anchors;
+    // Each anchor's best class score, one class row at a time (contiguous, vectorised): most
+    // anchors score below `conf` everywhere and are never visited one by one below.
+    let mut best_score = vec![f32::NEG_INFINITY; a];
+    for k in 0..raw.num_classes {
+        let row = &raw.pred[(4 + k) * a..(5 + k) * a];
+        for (m, &s) in best_score.iter_mut().zip(row) {
+            *m = if s > *m { s } else { *m };
+        }
+    }
     let mut cands: Vec<Candidate> = Vec::new();
-    for anchor in 0..a {
+    for (anchor, &best_score) in best_score.iter().enumerate() {
+        if best_score <= opts.conf {
+            // No class above `conf` (NaN scores never are): no candidate, multi-label or not.
+            continue;
+        }
         let v = |row: usize| raw.pred[row * a + anchor];
         let candidate = |class_id: usize, score: f32| Candidate {
             anchor,
