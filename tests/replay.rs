@@ -2,8 +2,8 @@
 
 use crate::util::data;
 use edgesift::capture::{
-    CaptureError, Clock, FrameMeta, ManualClock, ReplayConfig, ReplayFormat, ReplaySource, Source,
-    YuvRange,
+    CaptureError, Clock, Delivered, FrameMeta, ManualClock, RawFrame, ReplayConfig, ReplayFormat,
+    ReplaySource, Source, YuvRange,
 };
 use image::RgbImage;
 use std::path::Path;
@@ -227,6 +227,57 @@ fn raw_yuyv_dump() {
         }
         other => panic!("expected a bad frame, got {other:?}"),
     }
+}
+
+/// What the pipeline does with a dump: frames handed over unconverted (the cut one still found
+/// at once), converted later to exactly what `next_frame` gives; images and MJPEG never come
+/// unconverted.
+#[test]
+fn raw_dump_frames_can_wait_unconverted() {
+    let (w, h) = (64usize, 48usize);
+    let mut dump = Vec::new();
+    for ([y, u, v], _) in COLOURS {
+        for _ in 0..w * h / 2 {
+            dump.extend_from_slice(&[y, u, y, v]);
+        }
+    }
+    dump.extend(std::iter::repeat_n(16u8, w * h));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cam.yuyv");
+    std::fs::write(&path, &dump).unwrap();
+    let cfg = ReplayConfig {
+        width: w as u32,
+        height: h as u32,
+        ..config(&path)
+    };
+    let eager = drain(&mut ReplaySource::open(&cfg).unwrap());
+    let mut src = ReplaySource::open(&cfg).unwrap();
+    let (mut image, mut raw) = (RgbImage::new(1, 1), RawFrame::default());
+    for (i, want) in eager.iter().take(3).enumerate() {
+        let (meta, delivered) = src.next_pixels(&mut image, &mut raw).unwrap().unwrap();
+        assert_eq!(delivered, Delivered::Raw);
+        assert_eq!(image.dimensions(), (1, 1), "the image is left alone");
+        assert_eq!(raw.len(), w * h * 2);
+        assert_eq!(
+            (meta.file.as_deref(), meta.index),
+            (Some("cam.yuyv"), i as u64)
+        );
+        let mut converted = RgbImage::new(1, 1);
+        raw.convert(&mut converted).unwrap();
+        assert_eq!(&converted, frame_ok(want).1, "frame {i}");
+    }
+    match src.next_pixels(&mut image, &mut raw) {
+        Err(CaptureError::BadFrame { reason, .. }) => {
+            assert_eq!(reason, "frame 3 is cut short: 3072 of 6144 bytes")
+        }
+        other => panic!("expected a bad frame, got {other:?}"),
+    }
+    assert!(src.next_pixels(&mut image, &mut raw).unwrap().is_none());
+
+    let mut images = ReplaySource::open(&config(&data("coffee.png"))).unwrap();
+    let (_, delivered) = images.next_pixels(&mut image, &mut raw).unwrap().unwrap();
+    assert_eq!(delivered, Delivered::Rgb);
+    assert!(image.width() > 1);
 }
 
 #[test]

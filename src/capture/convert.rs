@@ -214,6 +214,8 @@ pub enum ConvertError {
     },
     #[error("corrupt JPEG: {0}")]
     Jpeg(String),
+    #[error("no frame in the buffer to convert")]
+    Empty,
     #[error("JPEG is {width}x{height}, expected {expected_width}x{expected_height}")]
     JpegSize {
         width: u32,
@@ -589,6 +591,26 @@ impl Converter {
         self.format.frame_bytes(self.height, self.stride)
     }
 
+    /// Whether a frame's conversion can be left for later: the uncompressed formats, whose
+    /// frames are whole once their length is right ([`RawFrame::fill`] checks it), so that
+    /// converting cannot fail afterwards. MJPEG is decoded at once: a corrupt frame must be
+    /// found where it arrives, for the camera's reset after repeated corrupt frames and the
+    /// replay's check that a pass held a usable frame.
+    pub fn deferrable(&self) -> bool {
+        self.format != PixelFormat::Mjpeg
+    }
+
+    fn same_layout(&self, other: &Converter) -> bool {
+        (self.format, self.width, self.height, self.stride, self.spec)
+            == (
+                other.format,
+                other.width,
+                other.height,
+                other.stride,
+                other.spec,
+            )
+    }
+
     /// Converts one frame into `image` (resized as needed, its allocation reused).
     ///
     /// Runs on the network's pool (see `crate::pool`): a frame's conversion is a job taken up
@@ -621,6 +643,72 @@ impl Converter {
             }
             PixelFormat::Mjpeg => self.jpeg.decode(data, image),
         }
+    }
+}
+
+/// A frame's bytes as the camera delivered them, converted to RGB only when the frame is used.
+///
+/// The pipeline's capture stage hands these to the segmenter's queue instead of RGB images:
+/// when the model is slower than the camera, the frames dropped from the queue were never
+/// converted (at 30 frames/s and a model at 21, a third of the conversions). Buffers are
+/// recycled like images.
+#[derive(Debug, Default)]
+pub struct RawFrame {
+    data: Vec<u8>,
+    converter: Option<Converter>,
+}
+
+impl RawFrame {
+    /// Copies one frame's bytes for `converter` (which must be [`Converter::deferrable`]),
+    /// checking its length now, so that [`RawFrame::convert`] cannot fail on it.
+    pub fn fill(&mut self, converter: &Converter, data: &[u8]) -> Result<(), ConvertError> {
+        self.filled_with(converter, data.len())?
+            .copy_from_slice(&data[..converter.frame_bytes().unwrap_or(data.len())]);
+        Ok(())
+    }
+
+    /// The buffer for one frame of `converter`, to be filled in place (a replayed dump reads
+    /// into it); `len` is the frame's length in bytes, checked as by [`RawFrame::fill`].
+    pub fn filled_with(
+        &mut self,
+        converter: &Converter,
+        len: usize,
+    ) -> Result<&mut [u8], ConvertError> {
+        assert!(converter.deferrable(), "MJPEG frames are decoded at once");
+        let needed = converter
+            .frame_bytes()
+            .expect("deferrable formats have a frame size");
+        if len < needed {
+            return Err(ConvertError::ShortFrame {
+                format: converter.format,
+                width: converter.width,
+                height: converter.height,
+                needed,
+                got: len,
+            });
+        }
+        match &mut self.converter {
+            Some(c) if c.same_layout(converter) => {}
+            slot => *slot = Some(converter.clone()),
+        }
+        self.data.resize(needed, 0);
+        Ok(&mut self.data)
+    }
+
+    /// Converts the frame into `image` (resized as needed, its allocation reused), on the
+    /// network's pool like [`Converter::convert`].
+    pub fn convert(&mut self, image: &mut RgbImage) -> Result<(), ConvertError> {
+        let conv = self.converter.as_mut().ok_or(ConvertError::Empty)?;
+        conv.convert(&self.data, image)
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
     }
 }
 
@@ -1032,6 +1120,44 @@ mod tests {
         assert!(dec.decode_inner(&uvc, &mut b).is_err());
         dec.decode(&uvc, &mut b).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_raw_frame_converts_later_to_what_the_converter_gives_now() {
+        let spec = YuvSpec::default();
+        let nv12 = Converter::new(PixelFormat::Nv12, 6, 4, Some(8), spec).unwrap();
+        let data: Vec<u8> = (0..nv12.frame_bytes().unwrap())
+            .map(|i| (i * 37 % 251) as u8)
+            .collect();
+        let mut now = RgbImage::new(1, 1);
+        nv12.clone().convert(&data, &mut now).unwrap();
+
+        let mut raw = RawFrame::default();
+        assert!(matches!(
+            raw.convert(&mut RgbImage::new(1, 1)),
+            Err(ConvertError::Empty)
+        ));
+        // A frame with trailing bytes (a driver's padded buffer) keeps what the format needs.
+        let mut padded = data.clone();
+        padded.extend([7; 5]);
+        raw.fill(&nv12, &padded).unwrap();
+        assert_eq!(raw.len(), data.len());
+        let mut later = RgbImage::new(1, 1);
+        raw.convert(&mut later).unwrap();
+        assert_eq!(later, now);
+
+        // A short frame is refused when it arrives, and the buffer then takes another layout.
+        assert!(matches!(
+            raw.fill(&nv12, &data[..data.len() - 1]),
+            Err(ConvertError::ShortFrame { .. })
+        ));
+        let yuyv = Converter::new(PixelFormat::Yuyv, 2, 1, None, spec).unwrap();
+        raw.fill(&yuyv, &[235, 128, 16, 128]).unwrap();
+        raw.convert(&mut later).unwrap();
+        assert_eq!(later.as_raw(), &[255, 255, 255, 0, 0, 0]);
+        assert!(!Converter::new(PixelFormat::Mjpeg, 0, 0, None, spec)
+            .unwrap()
+            .deferrable());
     }
 
     #[test]

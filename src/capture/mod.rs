@@ -19,7 +19,8 @@
 //! [`Clock`], so that tests drive them with a [`ManualClock`].
 //!
 //! Buffers are recycled: [`Source::next_frame`] writes into an image it is handed, so the hot path
-//! allocates nothing once the pool is warm.
+//! allocates nothing once the pool is warm. [`Source::next_pixels`] may instead copy a raw camera
+//! frame into a [`RawFrame`], converted only when the model takes it.
 
 mod config;
 pub mod convert;
@@ -30,7 +31,7 @@ mod truth;
 pub mod v4l2;
 
 pub use config::{SourceConfig, SourceKind};
-pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
+pub use convert::{ConvertError, Converter, PixelFormat, RawFrame, YuvMatrix, YuvRange, YuvSpec};
 pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
 pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};
 pub use synthetic::{SyntheticConfig, SyntheticSource};
@@ -90,6 +91,25 @@ pub trait Source: Send {
     /// Writes the next picture into `image` (resizing it if needed, reusing its allocation) and
     /// describes it. `Ok(None)` ends a finite stream. Blocks until the frame is due.
     fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError>;
+
+    /// Like [`Source::next_frame`], but a frame in an uncompressed camera format may be left
+    /// unconverted in `raw` (its length checked), for the pipeline to convert only if the model
+    /// takes it; the answer says which buffer was written. By default the frame goes to `image`.
+    fn next_pixels(
+        &mut self,
+        image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        let _ = raw;
+        Ok(self.next_frame(image)?.map(|m| (m, Delivered::Rgb)))
+    }
+}
+
+/// Which buffer [`Source::next_pixels`] wrote the frame into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    Rgb,
+    Raw,
 }
 
 /// Why a source could not produce a frame.

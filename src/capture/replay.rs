@@ -17,9 +17,11 @@
 //! frame. Only an unusable configuration (missing path, empty directory, wrong raw size) fails
 //! at [`ReplaySource::open`].
 
-use super::convert::{prepare, Converter, JpegDecoder, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
+use super::convert::{
+    prepare, Converter, JpegDecoder, PixelFormat, RawFrame, YuvMatrix, YuvRange, YuvSpec,
+};
 use super::pace::{system_clock, Clock, Pacer};
-use super::{CaptureError, FrameMeta, Source};
+use super::{CaptureError, Delivered, FrameMeta, Source};
 use crate::config::{check_range, ConfigError};
 use image::RgbImage;
 use serde::Deserialize;
@@ -184,7 +186,7 @@ enum Input {
 
 /// What one step through the input produced.
 enum Step {
-    Frame(FrameMeta),
+    Frame(FrameMeta, Delivered),
     Bad(CaptureError),
     End,
 }
@@ -250,10 +252,14 @@ impl ReplaySource {
         }
     }
 
-    fn step(&mut self, image: &mut RgbImage) -> Result<Step, CaptureError> {
+    fn step(
+        &mut self,
+        image: &mut RgbImage,
+        raw: Option<&mut RawFrame>,
+    ) -> Result<Step, CaptureError> {
         match &mut self.input {
             Input::Images(f) => Ok(f.next(image)),
-            Input::Raw(r) => r.next(image),
+            Input::Raw(r) => r.next(image, raw),
             Input::Mjpeg(m) => m.next(image),
         }
     }
@@ -276,12 +282,31 @@ impl Source for ReplaySource {
     }
 
     fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        Ok(self.next_with(image, None)?.map(|(meta, _)| meta))
+    }
+
+    fn next_pixels(
+        &mut self,
+        image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        self.next_with(image, Some(raw))
+    }
+}
+
+impl ReplaySource {
+    /// The next frame, into `raw` unconverted when one is given and the input is a raw dump.
+    fn next_with(
+        &mut self,
+        image: &mut RgbImage,
+        mut raw: Option<&mut RawFrame>,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
         self.pacer.wait(&*self.clock);
         loop {
-            match self.step(image)? {
-                Step::Frame(meta) => {
+            match self.step(image, raw.as_deref_mut())? {
+                Step::Frame(meta, delivered) => {
                     self.good_this_pass += 1;
-                    return Ok(Some(meta));
+                    return Ok(Some((meta, delivered)));
                 }
                 Step::Bad(e) => return Err(e),
                 Step::End if self.looping => {
@@ -355,11 +380,14 @@ impl ImageFiles {
             decode_other(&self.data, image)
         };
         match decoded {
-            Ok(()) => Step::Frame(FrameMeta {
-                file: Some(name),
-                index,
-                ..FrameMeta::default()
-            }),
+            Ok(()) => Step::Frame(
+                FrameMeta {
+                    file: Some(name),
+                    index,
+                    ..FrameMeta::default()
+                },
+                Delivered::Rgb,
+            ),
             Err(reason) => bad(&name, reason),
         }
     }
@@ -512,8 +540,29 @@ impl RawDump {
         })
     }
 
-    fn next(&mut self, image: &mut RgbImage) -> Result<Step, CaptureError> {
-        let got = read_full(&mut self.reader, &mut self.buf).map_err(|e| CaptureError::Io {
+    /// The next frame, converted into `image`, or read unconverted into `raw` when given.
+    fn next(
+        &mut self,
+        image: &mut RgbImage,
+        raw: Option<&mut RawFrame>,
+    ) -> Result<Step, CaptureError> {
+        let buf = match raw {
+            Some(r) => Some(
+                r.filled_with(&self.conv, self.frame_bytes)
+                    .expect("a dump's frames have the converter's size"),
+            ),
+            None => None,
+        };
+        let delivered = if buf.is_some() {
+            Delivered::Raw
+        } else {
+            Delivered::Rgb
+        };
+        let buf = match buf {
+            Some(b) => b,
+            None => &mut self.buf[..],
+        };
+        let got = read_full(&mut self.reader, buf).map_err(|e| CaptureError::Io {
             path: self.path.display().to_string(),
             source: e,
         })?;
@@ -531,12 +580,16 @@ impl RawDump {
                 ),
             ));
         }
+        let meta = FrameMeta {
+            file: Some(self.name.clone()),
+            index,
+            ..FrameMeta::default()
+        };
+        if delivered == Delivered::Raw {
+            return Ok(Step::Frame(meta, Delivered::Raw));
+        }
         Ok(match self.conv.convert(&self.buf, image) {
-            Ok(()) => Step::Frame(FrameMeta {
-                file: Some(self.name.clone()),
-                index,
-                ..FrameMeta::default()
-            }),
+            Ok(()) => Step::Frame(meta, Delivered::Rgb),
             Err(e) => bad(&self.name, format_args!("frame {index}: {e}")),
         })
     }
@@ -603,11 +656,14 @@ impl MjpegStream {
         let step = match split {
             Split::End => return Ok(Step::End),
             Split::Frame => match self.conv.convert(&self.frame, image) {
-                Ok(()) => Step::Frame(FrameMeta {
-                    file: Some(self.name.clone()),
-                    index,
-                    ..FrameMeta::default()
-                }),
+                Ok(()) => Step::Frame(
+                    FrameMeta {
+                        file: Some(self.name.clone()),
+                        index,
+                        ..FrameMeta::default()
+                    },
+                    Delivered::Rgb,
+                ),
                 Err(e) => bad(&self.name, format_args!("frame {index}: {e}")),
             },
             Split::Broken(why) => bad(&self.name, format_args!("frame {index}: {why}")),

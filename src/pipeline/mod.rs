@@ -13,6 +13,8 @@
 //!   frames it skips give their buffers back at once.
 //! - The store applies backpressure and never drops a selected frame silently: a kept frame waits
 //!   for its turn; if it cannot be written the error is logged and counted per sample.
+//! - Frames in an uncompressed camera format (YUYV, NV12) wait for the model unconverted and are
+//!   converted when it takes them: a frame dropped from the queue never cost a conversion.
 //! - Image buffers travel in a pool, so in a steady state the hot path allocates no frame memory;
 //!   the pool keeps only a few spares (`spare_buffers`), so that memory taken by a burst
 //!   (selection holding a window of candidates, kept frames waiting for the store) is given back.
@@ -42,7 +44,9 @@ pub use stats::{
 pub use status::{human_bytes, status_line, summary};
 pub use store_sink::StoreSink;
 
-use crate::capture::{CaptureError, Frame, Source, Timestamp};
+use crate::capture::{
+    CaptureError, Delivered, Frame, GroundTruth, Origin, RawFrame, Source, Timestamp,
+};
 use crate::segment::{Detections, Segmenter};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use image::RgbImage;
@@ -228,27 +232,37 @@ pub fn run(
     // beyond that (given back after a burst of held candidates or kept frames) are freed rather
     // than kept idle: at 1280x720 each is 2.7 MB, and a burst may have needed thirty.
     let (pool_tx, pool_rx) = bounded::<RgbImage>(spare_buffers(&queues));
-    let (frame_tx, frame_rx) = bounded::<Frame>(queues.frames.max(1));
+    // Unconverted camera frames: one per slot of the frame queue, the one being captured and
+    // the one being converted.
+    let (raw_tx, raw_rx) = bounded::<RawFrame>(queues.frames.max(1) + 2);
+    let raw_pool = RawPool {
+        tx: raw_tx,
+        rx: raw_rx,
+    };
+    let (frame_tx, frame_rx) = bounded::<Captured>(queues.frames.max(1));
     let (seg_tx, seg_rx) = bounded::<(Frame, Detections)>(queues.segmented.max(1));
     let (kept_tx, kept_rx) = bounded::<KeptSample>(queues.kept.max(1));
 
     let capture = {
-        let (control, pool_tx, pool_rx, frame_rx) = (
+        let (control, pool_tx, pool_rx, frame_rx, raw_pool) = (
             control.clone(),
             pool_tx.clone(),
             pool_rx.clone(),
             frame_rx.clone(),
+            raw_pool.clone(),
         );
         spawn("capture", move || {
             capture_loop(
-                source, limits, control, frame_tx, frame_rx, pool_tx, pool_rx,
+                source, limits, control, frame_tx, frame_rx, pool_tx, pool_rx, raw_pool,
             )
         })
     };
     let segment = {
-        let (control, pool_tx) = (control.clone(), pool_tx.clone());
+        let (control, pool_tx, pool_rx) = (control.clone(), pool_tx.clone(), pool_rx.clone());
         spawn("segment", move || {
-            segment_loop(segmenter, frame_rx, seg_tx, pool_tx, control)
+            segment_loop(
+                segmenter, frame_rx, seg_tx, pool_tx, pool_rx, raw_pool, control,
+            )
         })
     };
     let selection = {
@@ -312,14 +326,63 @@ fn monotonic_now() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// A frame between capture and the model, its picture still in the camera's format when the
+/// source allowed it.
+struct Captured {
+    seq: u64,
+    captured: Timestamp,
+    origin: Origin,
+    pixels: Pixels,
+    truth: Option<Box<GroundTruth>>,
+}
+
+enum Pixels {
+    Rgb(RgbImage),
+    Raw(RawFrame),
+}
+
+/// Spare buffers for unconverted frames.
+#[derive(Clone)]
+struct RawPool {
+    tx: Sender<RawFrame>,
+    rx: Receiver<RawFrame>,
+}
+
+impl RawPool {
+    /// A spare buffer, or an empty one (counted when a frame is first written into it).
+    fn take(&self) -> RawFrame {
+        self.rx.try_recv().unwrap_or_default()
+    }
+
+    fn recycle(&self, raw: RawFrame, stats: &Stats) {
+        if let Err(e) = self.tx.try_send(raw) {
+            if !e.into_inner().is_empty() {
+                stats.buffer_freed();
+            }
+        }
+    }
+}
+
+/// Gives a waiting frame's buffer back to its pool.
+fn recycle_pixels(pixels: Pixels, pool: &Sender<RgbImage>, raw_pool: &RawPool, stats: &Stats) {
+    match pixels {
+        Pixels::Rgb(image) => {
+            recycle(pool, image, stats);
+        }
+        Pixels::Raw(raw) => raw_pool.recycle(raw, stats),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn capture_loop(
     mut source: Box<dyn Source>,
     limits: RunLimits,
     control: Arc<Control>,
-    frame_tx: Sender<Frame>,
-    frame_rx: Receiver<Frame>,
+    frame_tx: Sender<Captured>,
+    frame_rx: Receiver<Captured>,
     pool_tx: Sender<RgbImage>,
     pool_rx: Receiver<RgbImage>,
+    raw_pool: RawPool,
 ) -> Result<(), PipelineError> {
     let describe = source.describe();
     let started = Instant::now();
@@ -327,6 +390,10 @@ fn capture_loop(
     let mut seq = 0u64;
     let mut consecutive_errors = 0u32;
     let mut bad_frames = Throttle::new(Duration::from_secs(10));
+    // The buffer the source did not write into last time, kept for the next frame: a camera
+    // writes every frame into a raw one and never touches the image, and the other way round.
+    let mut spare_image: Option<RgbImage> = None;
+    let mut spare_raw: Option<RawFrame> = None;
     loop {
         if control.stop_requested() {
             tracing::info!(source = %describe, "capture stopped on request");
@@ -338,38 +405,60 @@ fn capture_loop(
             tracing::info!(source = %describe, frames = seq, "capture reached its limit");
             break;
         }
-        let mut image = pool_rx.try_recv().unwrap_or_else(|_| {
-            // The source sizes it on first use.
-            stats.buffer_allocated();
-            RgbImage::default()
-        });
+        // Empty buffers are sized by the source on first use, and counted then.
+        let mut image = spare_image
+            .take()
+            .unwrap_or_else(|| pool_rx.try_recv().unwrap_or_default());
+        let mut raw = spare_raw.take().unwrap_or_else(|| raw_pool.take());
+        let fresh = (image.as_raw().is_empty(), raw.is_empty());
         let t0 = Instant::now();
-        match source.next_frame(&mut image) {
-            Ok(Some(meta)) => {
+        let result = source.next_pixels(&mut image, &mut raw);
+        let pixels = match &result {
+            Ok(Some((_, Delivered::Raw))) => {
+                if fresh.1 {
+                    stats.buffer_allocated();
+                }
+                spare_image = Some(image);
+                Some(Pixels::Raw(raw))
+            }
+            Ok(Some((_, Delivered::Rgb))) => {
+                if fresh.0 {
+                    stats.buffer_allocated();
+                }
+                spare_raw = Some(raw);
+                Some(Pixels::Rgb(image))
+            }
+            _ => {
+                spare_image = Some(image);
+                spare_raw = Some(raw);
+                None
+            }
+        };
+        match result {
+            Ok(Some((meta, _))) => {
                 consecutive_errors = 0;
                 let mut captured = now();
                 if let Some(m) = meta.monotonic {
                     captured.monotonic = m;
                 }
-                let frame = Frame {
+                let frame = Captured {
                     seq,
                     captured,
-                    origin: crate::capture::Origin {
+                    origin: Origin {
                         source: describe.clone(),
                         file: meta.file,
                         index: meta.index,
                     },
-                    image,
+                    pixels: pixels.expect("a delivered frame has pixels"),
                     truth: meta.truth,
                 };
                 seq += 1;
                 stats.capture.record(t0.elapsed());
                 stats.liveness_beat(Stage::Capture);
-                push_dropping_oldest(&frame_tx, &frame_rx, frame, &pool_tx, stats);
+                push_dropping_oldest(&frame_tx, &frame_rx, frame, &pool_tx, &raw_pool, stats);
             }
             Ok(None) => {
                 tracing::info!(source = %describe, frames = seq, "source ended");
-                recycle(&pool_tx, image, stats);
                 break;
             }
             Err(e @ CaptureError::BadFrame { .. }) => {
@@ -379,7 +468,6 @@ fn capture_loop(
                 if let Some(suppressed) = bad_frames.allow(Instant::now()) {
                     tracing::warn!(source = %describe, error = %e, suppressed, "skipping a bad frame");
                 }
-                recycle(&pool_tx, image, stats);
             }
             Err(e @ CaptureError::DeviceGone { .. }) => {
                 // The source reconnects by itself; give it a moment and keep the pipeline up.
@@ -392,15 +480,19 @@ fn capture_loop(
                 if consecutive_errors == 1 {
                     tracing::warn!(source = %describe, error = %e, "capture device unavailable");
                 }
-                recycle(&pool_tx, image, stats);
                 thread::sleep(Duration::from_millis(100));
             }
             Err(e) => {
                 stats.capture.error();
-                recycle(&pool_tx, image, stats);
                 return Err(PipelineError::Capture(e));
             }
         }
+    }
+    if let Some(image) = spare_image {
+        recycle(&pool_tx, image, stats);
+    }
+    if let Some(raw) = spare_raw {
+        raw_pool.recycle(raw, stats);
     }
     Ok(())
 }
@@ -452,11 +544,16 @@ const GIVE_BACK_EVERY: Duration = Duration::from_secs(30);
 /// Gives a frame image back to the pool, or frees it when the pool has enough spares; returns
 /// whether it was freed.
 fn recycle(pool: &Sender<RgbImage>, image: RgbImage, stats: &Stats) -> bool {
-    let freed = pool.try_send(image).is_err();
-    if freed {
-        stats.buffer_freed();
+    match pool.try_send(image) {
+        Ok(()) => false,
+        Err(e) => {
+            // An image never written into held no memory and was never counted.
+            if !e.into_inner().as_raw().is_empty() {
+                stats.buffer_freed();
+            }
+            true
+        }
     }
-    freed
 }
 
 /// Hands the free pages of malloc's arenas back to the kernel, after frame images were freed.
@@ -484,10 +581,11 @@ fn give_back_memory() {
 /// Sends `frame`; when the queue is full the oldest waiting frame is dropped and counted, so
 /// capture never waits for the segmenter.
 fn push_dropping_oldest(
-    tx: &Sender<Frame>,
-    rx: &Receiver<Frame>,
-    mut frame: Frame,
+    tx: &Sender<Captured>,
+    rx: &Receiver<Captured>,
+    mut frame: Captured,
     pool: &Sender<RgbImage>,
+    raw_pool: &RawPool,
     stats: &Stats,
 ) {
     loop {
@@ -498,11 +596,11 @@ fn push_dropping_oldest(
                 if let Ok(old) = rx.try_recv() {
                     stats.capture.dropped();
                     tracing::trace!(seq = old.seq, "dropped the oldest waiting frame");
-                    recycle(pool, old.image, stats);
+                    recycle_pixels(old.pixels, pool, raw_pool, stats);
                 }
             }
             Err(TrySendError::Disconnected(f)) => {
-                recycle(pool, f.image, stats);
+                recycle_pixels(f.pixels, pool, raw_pool, stats);
                 return;
             }
         }
@@ -511,14 +609,17 @@ fn push_dropping_oldest(
 
 fn segment_loop(
     mut segmenter: Box<dyn Segmenter>,
-    frames: Receiver<Frame>,
+    frames: Receiver<Captured>,
     out: Sender<(Frame, Detections)>,
     pool: Sender<RgbImage>,
+    pool_rx: Receiver<RgbImage>,
+    raw_pool: RawPool,
     control: Arc<Control>,
 ) {
     let stats = &control.stats;
+    let mut bad_frames = Throttle::new(Duration::from_secs(10));
     loop {
-        let frame = match frames.recv_timeout(Duration::from_millis(250)) {
+        let captured = match frames.recv_timeout(Duration::from_millis(250)) {
             Ok(f) => f,
             Err(RecvTimeoutError::Timeout) => {
                 // Idle is alive: nothing to do is not a stall.
@@ -526,6 +627,10 @@ fn segment_loop(
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let Some(frame) = converted(captured, &pool, &pool_rx, &raw_pool, stats, &mut bad_frames)
+        else {
+            continue;
         };
         let t0 = Instant::now();
         let result = segmenter.segment(&frame.image);
@@ -551,6 +656,53 @@ fn segment_loop(
             }
         }
     }
+}
+
+/// The frame with its picture in RGB: converted now if it came unconverted. A frame whose
+/// conversion fails is counted as capture's error and skipped (the checks at capture make that
+/// an internal fault, not a camera's).
+fn converted(
+    c: Captured,
+    pool: &Sender<RgbImage>,
+    pool_rx: &Receiver<RgbImage>,
+    raw_pool: &RawPool,
+    stats: &Stats,
+    bad_frames: &mut Throttle,
+) -> Option<Frame> {
+    let image = match c.pixels {
+        Pixels::Rgb(image) => image,
+        Pixels::Raw(mut raw) => {
+            let mut image = pool_rx.try_recv().unwrap_or_default();
+            let fresh = image.as_raw().is_empty();
+            let result = raw.convert(&mut image);
+            if fresh && !image.as_raw().is_empty() {
+                stats.buffer_allocated();
+            }
+            raw_pool.recycle(raw, stats);
+            if let Err(e) = result {
+                stats.capture.error();
+                if let Some(suppressed) = bad_frames.allow(Instant::now()) {
+                    tracing::warn!(
+                        source = %c.origin.source,
+                        seq = c.seq,
+                        error = %e,
+                        suppressed,
+                        "skipping a frame that could not be converted"
+                    );
+                }
+                recycle(pool, image, stats);
+                return None;
+            }
+            image
+        }
+    };
+    Some(Frame {
+        seq: c.seq,
+        captured: c.captured,
+        origin: c.origin,
+        image,
+        truth: c.truth,
+    })
 }
 
 fn select_loop(

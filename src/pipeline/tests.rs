@@ -6,19 +6,19 @@ use crate::segment::{Architecture, ModelInfo, SegmentError};
 use std::sync::Mutex;
 
 /// Frames of a fixed size; frame `i` is filled with the byte `i % 251`. `bad` indices fail.
+/// With `yuyv`, frames come unconverted as grey YUYV (luma `i % 251`) when the pipeline asks
+/// for raw frames, as a camera's do.
 struct CountingSource {
     n: u64,
     next: u64,
     bad: Vec<u64>,
     pace: Duration,
+    yuyv: Option<crate::capture::Converter>,
 }
 
-impl Source for CountingSource {
-    fn describe(&self) -> String {
-        "test:counting".into()
-    }
-
-    fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+impl CountingSource {
+    /// Advances to the next frame: `Ok(Some(i))`, or the end, or a bad frame.
+    fn advance(&mut self) -> Result<Option<u64>, CaptureError> {
         if self.next >= self.n {
             return Ok(None);
         }
@@ -31,6 +31,40 @@ impl Source for CountingSource {
                 reason: "corrupt".into(),
             });
         }
+        Ok(Some(i))
+    }
+}
+
+impl Source for CountingSource {
+    fn describe(&self) -> String {
+        "test:counting".into()
+    }
+
+    fn next_pixels(
+        &mut self,
+        image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        let Some(conv) = self.yuyv.clone() else {
+            return Ok(self.next_frame(image)?.map(|m| (m, Delivered::Rgb)));
+        };
+        let Some(i) = self.advance()? else {
+            return Ok(None);
+        };
+        let y = (i % 251) as u8;
+        let frame: Vec<u8> = [y, 128, y, 128].repeat(4 * 4);
+        raw.fill(&conv, &frame).expect("a whole frame");
+        let meta = FrameMeta {
+            index: i,
+            ..Default::default()
+        };
+        Ok(Some((meta, Delivered::Raw)))
+    }
+
+    fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        let Some(i) = self.advance()? else {
+            return Ok(None);
+        };
         if image.dimensions() != (8, 4) {
             *image = RgbImage::new(8, 4);
         }
@@ -155,6 +189,21 @@ fn source(n: u64) -> CountingSource {
         next: 0,
         bad: vec![],
         pace: Duration::ZERO,
+        yuyv: None,
+    }
+}
+
+/// Like [`source`], as unconverted full-range YUYV frames.
+fn yuyv_source(n: u64) -> CountingSource {
+    let spec = crate::capture::YuvSpec {
+        range: crate::capture::YuvRange::Full,
+        ..Default::default()
+    };
+    let conv = crate::capture::Converter::new(crate::capture::PixelFormat::Yuyv, 8, 4, None, spec)
+        .expect("an 8x4 YUYV converter");
+    CountingSource {
+        yuyv: Some(conv),
+        ..source(n)
     }
 }
 
@@ -214,6 +263,36 @@ fn capture_drops_the_oldest_frame_instead_of_waiting_for_a_slow_model() {
     assert_eq!(sink.got.lock().unwrap().len() as u64, snap.selected_kept);
     // The last frame is never the one dropped: the model always gets the newest.
     assert_eq!(snap.stored, snap.selected_kept);
+}
+
+#[test]
+fn unconverted_camera_frames_are_converted_when_the_model_takes_them() {
+    let sink = RecordingSink::default();
+    let control = Control::new();
+    run(
+        stages(
+            yuyv_source(200),
+            FakeSegmenter::new(Duration::from_millis(5)),
+            sink.clone(),
+        ),
+        RunLimits::default(),
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    let snap = control.stats.snapshot();
+    assert_eq!(snap.captured, 200);
+    assert!(snap.dropped > 0, "the model is slower than capture");
+    assert_eq!(snap.capture_errors, 0);
+    assert_eq!(snap.segmented + snap.dropped, 200);
+    assert_eq!(snap.selected_kept + snap.skipped, snap.segmented);
+    // Each kept frame carries the conversion of its own bytes (grey at its luma).
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len() as u64, snap.selected_kept);
+    assert!(!got.is_empty());
+    for (seq, byte, _) in &got {
+        assert_eq!(*byte as u64, seq % 251);
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::{
     V4lConfig,
 };
 use crate::capture::convert::{Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
-use crate::capture::{natural_cmp, FrameMeta};
+use crate::capture::{natural_cmp, Delivered, FrameMeta, RawFrame};
 use image::RgbImage;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -392,6 +392,14 @@ impl CameraStream for V4lStream {
     }
 
     fn next(&mut self, image: &mut RgbImage) -> Result<Captured, StreamError> {
+        Ok(self.next_into(image, None)?.0)
+    }
+
+    fn next_into(
+        &mut self,
+        image: &mut RgbImage,
+        raw: Option<&mut RawFrame>,
+    ) -> Result<(Captured, Delivered), StreamError> {
         let stream = self.stream.as_mut().expect("present until drop");
         if self.started {
             let fd = stream.handle().fd();
@@ -419,22 +427,37 @@ impl CameraStream for V4lStream {
             if used == 0 {
                 return Err(bad(format!("frame {} is empty", meta.sequence)));
             }
-            conv.convert(&buf[..used], image)
-                .map_err(|e| bad(format!("frame {}: {e}", meta.sequence)))?;
+            // The mmap buffer goes back to the driver with the next call: an unconverted frame
+            // is copied out (0.1-0.2 ms at 1280x720, against 1.3 ms for converting it).
+            let delivered = match raw {
+                Some(raw) if conv.deferrable() => {
+                    raw.fill(conv, &buf[..used])
+                        .map_err(|e| bad(format!("frame {}: {e}", meta.sequence)))?;
+                    Delivered::Raw
+                }
+                _ => {
+                    conv.convert(&buf[..used], image)
+                        .map_err(|e| bad(format!("frame {}: {e}", meta.sequence)))?;
+                    Delivered::Rgb
+                }
+            };
             let ts = meta.timestamp;
             let monotonic = (meta.flags.bits() & BufFlags::TIMESTAMP_MASK.bits()
                 == BufFlags::TIMESTAMP_MONOTONIC.bits()
                 && ts.sec >= 0
                 && (0..1_000_000).contains(&ts.usec))
             .then(|| Duration::new(ts.sec as u64, ts.usec as u32 * 1000));
-            Ok(Captured {
-                meta: FrameMeta {
-                    index: u64::from(meta.sequence),
-                    monotonic,
-                    ..FrameMeta::default()
+            Ok((
+                Captured {
+                    meta: FrameMeta {
+                        index: u64::from(meta.sequence),
+                        monotonic,
+                        ..FrameMeta::default()
+                    },
+                    sequence,
                 },
-                sequence,
-            })
+                delivered,
+            ))
         });
         self.started = true;
         match result {

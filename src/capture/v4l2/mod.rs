@@ -37,7 +37,7 @@ pub mod negotiate;
 pub use config::V4lConfig;
 
 use super::pace::{system_clock, Clock};
-use super::{CaptureError, FrameMeta, Source};
+use super::{CaptureError, Delivered, FrameMeta, RawFrame, Source};
 use image::RgbImage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -223,10 +223,30 @@ impl Source for V4lSource {
     }
 
     fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        Ok(self.next_with(image, None)?.map(|(meta, _)| meta))
+    }
+
+    fn next_pixels(
+        &mut self,
+        image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        self.next_with(image, Some(raw))
+    }
+}
+
+impl V4lSource {
+    /// The next frame, left unconverted in `raw` when one is given and the camera's format
+    /// allows it ([`Converter::deferrable`](crate::capture::Converter::deferrable)).
+    fn next_with(
+        &mut self,
+        image: &mut RgbImage,
+        mut raw: Option<&mut RawFrame>,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
         loop {
             match &mut self.state {
-                State::Streaming(live) => match live.stream.next(image) {
-                    Ok(captured) => {
+                State::Streaming(live) => match live.stream.next_into(image, raw.as_deref_mut()) {
+                    Ok((captured, delivered)) => {
                         Self::on_frame(live, &mut self.stats, captured.sequence);
                         live.consecutive_bad = 0;
                         if live.warmup_left > 0 {
@@ -234,7 +254,7 @@ impl Source for V4lSource {
                             continue;
                         }
                         self.stats.frames += 1;
-                        return Ok(Some(captured.meta));
+                        return Ok(Some((captured.meta, delivered)));
                     }
                     Err(StreamError::Bad { reason, sequence }) => {
                         Self::on_frame(live, &mut self.stats, sequence);
@@ -315,6 +335,16 @@ pub(crate) trait CameraStream: Send {
     fn mode(&self) -> String;
     /// Waits for the next frame and converts it into `image`.
     fn next(&mut self, image: &mut RgbImage) -> Result<Captured, StreamError>;
+
+    /// Like `next`, but may leave the frame unconverted in `raw` when one is given.
+    fn next_into(
+        &mut self,
+        image: &mut RgbImage,
+        raw: Option<&mut RawFrame>,
+    ) -> Result<(Captured, Delivered), StreamError> {
+        let _ = raw;
+        Ok((self.next(image)?, Delivered::Rgb))
+    }
 }
 
 pub(crate) struct Captured {
