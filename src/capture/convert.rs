@@ -506,6 +506,50 @@ impl JpegDecoder {
     }
 }
 
+/// Checks that `data` starts like a JPEG and that its frame header comes before the first scan,
+/// with the expected size when one is given: what can be told without decoding.
+fn check_jpeg_header(data: &[u8], expected: Option<(u32, u32)>) -> Result<(), ConvertError> {
+    let cut = || ConvertError::Jpeg("cut short before its frame header".into());
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return Err(ConvertError::Jpeg("no start-of-image marker".into()));
+    }
+    let mut i = 2;
+    loop {
+        while data.get(i) == Some(&0xFF) && data.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&code)) = (data.get(i), data.get(i + 1)) else {
+            return Err(ConvertError::Jpeg(format!("no marker at byte {i}")));
+        };
+        match code {
+            0xDA | 0xD9 => return Err(ConvertError::Jpeg("no frame header".into())),
+            0x01 | 0xD0..=0xD7 => i += 2,
+            // Start-of-frame markers (not DHT C4, JPG C8, DAC CC).
+            0xC0..=0xCF if !matches!(code, 0xC4 | 0xC8 | 0xCC) => {
+                let sof = data.get(i + 4..i + 9).ok_or_else(cut)?;
+                let height = u16::from_be_bytes([sof[1], sof[2]]) as u32;
+                let width = u16::from_be_bytes([sof[3], sof[4]]) as u32;
+                if width == 0 || height == 0 {
+                    return Err(ConvertError::Jpeg("zero-sized image".into()));
+                }
+                return match expected {
+                    Some((ew, eh)) if (width, height) != (ew, eh) => Err(ConvertError::JpegSize {
+                        width,
+                        height,
+                        expected_width: ew,
+                        expected_height: eh,
+                    }),
+                    _ => Ok(()),
+                };
+            }
+            _ => {
+                let len = data.get(i + 2..i + 4).ok_or_else(cut)?;
+                i += 2 + u16::from_be_bytes([len[0], len[1]]) as usize;
+            }
+        }
+    }
+}
+
 /// Whether a DHT segment comes before the first scan. Malformed headers answer true: the
 /// decoder then reports what is wrong with them.
 fn has_huffman_tables(data: &[u8]) -> bool {
@@ -591,15 +635,6 @@ impl Converter {
         self.format.frame_bytes(self.height, self.stride)
     }
 
-    /// Whether a frame's conversion can be left for later: the uncompressed formats, whose
-    /// frames are whole once their length is right ([`RawFrame::fill`] checks it), so that
-    /// converting cannot fail afterwards. MJPEG is decoded at once: a corrupt frame must be
-    /// found where it arrives, for the camera's reset after repeated corrupt frames and the
-    /// replay's check that a pass held a usable frame.
-    pub fn deferrable(&self) -> bool {
-        self.format != PixelFormat::Mjpeg
-    }
-
     fn same_layout(&self, other: &Converter) -> bool {
         (self.format, self.width, self.height, self.stride, self.spec)
             == (
@@ -650,8 +685,12 @@ impl Converter {
 ///
 /// The pipeline's capture stage hands these to the segmenter's queue instead of RGB images:
 /// when the model is slower than the camera, the frames dropped from the queue were never
-/// converted (at 30 frames/s and a model at 21, a third of the conversions). Buffers are
-/// recycled like images.
+/// converted (at 30 frames/s and a model at 12, 60 % of the conversions, and an MJPEG decode
+/// costs about 10 ms at 1280x720 on an x86 core, several times that on a Cortex-A72). What can
+/// be checked cheaply is checked when the frame arrives: an uncompressed frame's length (after
+/// which converting cannot fail), a JPEG's markers up to its frame header and its size. A JPEG
+/// whose compressed data is corrupt is only found when decoded. Buffers are recycled like
+/// images.
 #[derive(Debug, Default)]
 pub struct RawFrame {
     data: Vec<u8>,
@@ -659,25 +698,29 @@ pub struct RawFrame {
 }
 
 impl RawFrame {
-    /// Copies one frame's bytes for `converter` (which must be [`Converter::deferrable`]),
-    /// checking its length now, so that [`RawFrame::convert`] cannot fail on it.
+    /// Copies one frame's bytes for `converter`, after the checks above.
     pub fn fill(&mut self, converter: &Converter, data: &[u8]) -> Result<(), ConvertError> {
+        let n = match converter.frame_bytes() {
+            Some(n) => n.min(data.len()),
+            None => {
+                check_jpeg_header(data, converter.jpeg.expected)?;
+                data.len()
+            }
+        };
         self.filled_with(converter, data.len())?
-            .copy_from_slice(&data[..converter.frame_bytes().unwrap_or(data.len())]);
+            .copy_from_slice(&data[..n]);
         Ok(())
     }
 
-    /// The buffer for one frame of `converter`, to be filled in place (a replayed dump reads
-    /// into it); `len` is the frame's length in bytes, checked as by [`RawFrame::fill`].
+    /// The buffer for one uncompressed frame of `converter`, to be filled in place (a replayed
+    /// dump reads into it); `len` is the frame's length in bytes, checked as by
+    /// [`RawFrame::fill`]. For MJPEG, use `fill`.
     pub fn filled_with(
         &mut self,
         converter: &Converter,
         len: usize,
     ) -> Result<&mut [u8], ConvertError> {
-        assert!(converter.deferrable(), "MJPEG frames are decoded at once");
-        let needed = converter
-            .frame_bytes()
-            .expect("deferrable formats have a frame size");
+        let needed = converter.frame_bytes().unwrap_or(len);
         if len < needed {
             return Err(ConvertError::ShortFrame {
                 format: converter.format,
@@ -1155,9 +1198,48 @@ mod tests {
         raw.fill(&yuyv, &[235, 128, 16, 128]).unwrap();
         raw.convert(&mut later).unwrap();
         assert_eq!(later.as_raw(), &[255, 255, 255, 0, 0, 0]);
-        assert!(!Converter::new(PixelFormat::Mjpeg, 0, 0, None, spec)
-            .unwrap()
-            .deferrable());
+    }
+
+    #[test]
+    fn a_raw_jpeg_is_checked_up_to_its_frame_header_and_decoded_later() {
+        let img = RgbImage::from_fn(48, 32, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, 60]));
+        let jpeg = encode_jpeg(&img, 85);
+        let mjpeg = Converter::new(PixelFormat::Mjpeg, 48, 32, None, YuvSpec::default()).unwrap();
+        let mut now = RgbImage::new(1, 1);
+        mjpeg.clone().convert(&jpeg, &mut now).unwrap();
+        let mut raw = RawFrame::default();
+        raw.fill(&mjpeg, &jpeg).unwrap();
+        assert_eq!(raw.len(), jpeg.len());
+        let mut later = RgbImage::new(1, 1);
+        raw.convert(&mut later).unwrap();
+        assert_eq!(later, now);
+        // A UVC frame without Huffman tables passes too, and decodes like the full one.
+        raw.fill(&mjpeg, &strip_huffman_tables(&jpeg)).unwrap();
+        raw.convert(&mut later).unwrap();
+        assert_eq!(later, now);
+
+        // Refused on arrival: not a JPEG, cut before the frame header, the wrong size.
+        let refused = |data: &[u8]| RawFrame::default().fill(&mjpeg, data).unwrap_err();
+        assert!(matches!(refused(&[0, 1, 2, 3]), ConvertError::Jpeg(_)));
+        assert!(matches!(refused(&jpeg[..6]), ConvertError::Jpeg(_)));
+        let other = encode_jpeg(&RgbImage::new(40, 32), 85);
+        assert!(matches!(
+            refused(&other),
+            ConvertError::JpegSize {
+                width: 40,
+                height: 32,
+                ..
+            }
+        ));
+        // Any size for a converter that expects none (a replayed file).
+        let any = Converter::new(PixelFormat::Mjpeg, 0, 0, None, YuvSpec::default()).unwrap();
+        RawFrame::default().fill(&any, &other).unwrap();
+        // Corrupt compressed data passes the check and fails when decoded.
+        let mut broken = jpeg.clone();
+        let n = broken.len();
+        broken.truncate(n * 2 / 3);
+        raw.fill(&mjpeg, &broken).unwrap();
+        assert!(raw.convert(&mut later).is_err());
     }
 
     #[test]

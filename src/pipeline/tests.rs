@@ -295,6 +295,108 @@ fn unconverted_camera_frames_are_converted_when_the_model_takes_them() {
     }
 }
 
+/// MJPEG frames handed over undecoded, as the camera source does; frame `corrupt` has its
+/// compressed data cut short (its header is fine, so only decoding finds it).
+struct JpegSource {
+    frames: Vec<Vec<u8>>,
+    next: usize,
+    conv: crate::capture::Converter,
+}
+
+impl JpegSource {
+    fn new(n: usize, corrupt: usize) -> Self {
+        let frames = (0..n)
+            .map(|i| {
+                let img = RgbImage::from_fn(32, 16, |x, y| {
+                    image::Rgb([(i % 251) as u8, (x * 8) as u8, (y * 16) as u8])
+                });
+                let mut out = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                    .encode_image(&img)
+                    .unwrap();
+                if i == corrupt {
+                    let n = out.len();
+                    out.truncate(n * 2 / 3);
+                }
+                out
+            })
+            .collect();
+        let conv = crate::capture::Converter::new(
+            crate::capture::PixelFormat::Mjpeg,
+            32,
+            16,
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        Self {
+            frames,
+            next: 0,
+            conv,
+        }
+    }
+}
+
+impl Source for JpegSource {
+    fn describe(&self) -> String {
+        "test:mjpeg".into()
+    }
+
+    fn next_pixels(
+        &mut self,
+        _image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        let Some(f) = self.frames.get(self.next) else {
+            return Ok(None);
+        };
+        raw.fill(&self.conv, f).unwrap();
+        self.next += 1;
+        thread::sleep(Duration::from_millis(2));
+        let meta = FrameMeta {
+            index: self.next as u64 - 1,
+            ..Default::default()
+        };
+        Ok(Some((meta, Delivered::Raw)))
+    }
+
+    fn next_frame(&mut self, _image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        unreachable!("the pipeline asks for raw frames")
+    }
+}
+
+#[test]
+fn an_undecodable_frame_found_at_the_model_costs_that_frame_only() {
+    let sink = RecordingSink::default();
+    let control = Control::new();
+    run(
+        Stages {
+            source: Box::new(JpegSource::new(30, 7)),
+            segmenter: Box::new(FakeSegmenter::new(Duration::ZERO)),
+            select: Box::new(HoldOneSelect::default()),
+            sink: Box::new(sink.clone()),
+        },
+        RunLimits::default(),
+        Queues::default(),
+        control.clone(),
+    )
+    .unwrap();
+    let snap = control.stats.snapshot();
+    assert_eq!(snap.captured, 30);
+    // Counted where it belongs: a bad frame from the camera, not a failed inference.
+    assert_eq!(snap.capture_errors, 1);
+    assert_eq!(snap.segment_errors, 0);
+    assert_eq!(snap.segmented + snap.dropped + 1, 30);
+    for (seq, byte, origin) in sink.got.lock().unwrap().iter() {
+        assert_ne!(*seq, 7);
+        assert!(
+            (*byte as i64 - (seq % 251) as i64).abs() <= 3,
+            "{seq}: {byte}"
+        );
+        assert_eq!(origin, "test:mjpeg");
+    }
+}
+
 #[test]
 fn stop_drains_frames_in_flight_into_the_store() {
     let sink = RecordingSink {

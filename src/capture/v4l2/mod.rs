@@ -236,8 +236,7 @@ impl Source for V4lSource {
 }
 
 impl V4lSource {
-    /// The next frame, left unconverted in `raw` when one is given and the camera's format
-    /// allows it ([`Converter::deferrable`](crate::capture::Converter::deferrable)).
+    /// The next frame, left unconverted in `raw` when one is given.
     fn next_with(
         &mut self,
         image: &mut RgbImage,
