@@ -5,7 +5,7 @@ use edgesift::capture::synthetic::{
     ConditionOverrides, EventRates, SyntheticConfig, SyntheticSource, TimeOfDay, Weather,
     CLASS_NAMES, RARE_CLASS_ID,
 };
-use edgesift::capture::{EventKind, GroundTruth, Source};
+use edgesift::capture::{Delivered, EventKind, GroundTruth, RawFrame, Source};
 use image::RgbImage;
 use std::collections::{BTreeMap, HashSet};
 
@@ -86,6 +86,37 @@ fn pacing_and_skipping_do_not_change_the_frames() {
     let t = s.render_next(&mut img).unwrap();
     assert!(img.as_raw() == &all[30].0);
     assert!(same_truth(&t, &all[30].1));
+}
+
+/// What the pipeline does: scenes handed over unpainted and painted only when the model takes
+/// them, some never, some late; the painted ones are the frames and truth the stream would
+/// have given.
+#[test]
+fn scenes_painted_later_or_never_are_the_same_frames() {
+    let all = frames(small(11), 24);
+    let mut src = SyntheticSource::new(small(11)).unwrap();
+    let mut unused = RgbImage::new(1, 1);
+    let mut waiting: Vec<(u64, RawFrame)> = Vec::new();
+    for i in 0..24u64 {
+        let mut raw = RawFrame::default();
+        let (meta, delivered) = src.next_pixels(&mut unused, &mut raw).unwrap().unwrap();
+        assert_eq!((meta.index, delivered), (i, Delivered::Raw));
+        assert!(meta.truth.is_none(), "the truth comes with the painting");
+        assert!(raw.is_empty(), "a scene holds no frame bytes");
+        // Two of every three are dropped unpainted, as by a model slower than the stream.
+        if i % 3 == 2 {
+            waiting.push((i, raw));
+        }
+    }
+    assert_eq!(unused.dimensions(), (1, 1));
+    // Painted after the stream moved on, newest first, into one recycled image.
+    let mut img = RgbImage::new(1, 1);
+    for (i, mut raw) in waiting.into_iter().rev() {
+        let truth = raw.convert(&mut img).unwrap().expect("a scene's truth");
+        assert!(img.as_raw() == &all[i as usize].0, "frame {i}");
+        assert!(same_truth(&truth, &all[i as usize].1), "truth of frame {i}");
+        assert!(raw.convert(&mut img).is_err(), "painted once");
+    }
 }
 
 #[test]

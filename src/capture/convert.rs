@@ -681,23 +681,18 @@ impl Converter {
     }
 }
 
-/// A frame's bytes as the camera delivered them, converted to RGB only when the frame is used.
-///
-/// The pipeline's capture stage hands these to the segmenter's queue instead of RGB images:
-/// when the model is slower than the camera, the frames dropped from the queue were never
-/// converted (at 30 frames/s and a model at 12, 60 % of the conversions, and an MJPEG decode
-/// costs about 10 ms at 1280x720 on an x86 core, several times that on a Cortex-A72). What can
-/// be checked cheaply is checked when the frame arrives: an uncompressed frame's length (after
-/// which converting cannot fail), a JPEG's markers up to its frame header and its size. A JPEG
-/// whose compressed data is corrupt is only found when decoded. Buffers are recycled like
-/// images.
+/// A frame's bytes as the camera delivered them, with the converter they need: the camera part
+/// of [`RawFrame`](super::RawFrame). What can be checked cheaply is checked when the frame
+/// arrives: an uncompressed frame's length (after which converting cannot fail), a JPEG's
+/// markers up to its frame header and its size. A JPEG whose compressed data is corrupt is only
+/// found when decoded.
 #[derive(Debug, Default)]
-pub struct RawFrame {
+pub(crate) struct RawBytes {
     data: Vec<u8>,
     converter: Option<Converter>,
 }
 
-impl RawFrame {
+impl RawBytes {
     /// Copies one frame's bytes for `converter`, after the checks above.
     pub fn fill(&mut self, converter: &Converter, data: &[u8]) -> Result<(), ConvertError> {
         let n = match converter.frame_bytes() {
@@ -714,7 +709,7 @@ impl RawFrame {
 
     /// The buffer for one uncompressed frame of `converter`, to be filled in place (a replayed
     /// dump reads into it); `len` is the frame's length in bytes, checked as by
-    /// [`RawFrame::fill`]. For MJPEG, use `fill`.
+    /// [`RawBytes::fill`]. For MJPEG, use `fill`.
     pub fn filled_with(
         &mut self,
         converter: &Converter,
@@ -1175,7 +1170,7 @@ mod tests {
         let mut now = RgbImage::new(1, 1);
         nv12.clone().convert(&data, &mut now).unwrap();
 
-        let mut raw = RawFrame::default();
+        let mut raw = RawBytes::default();
         assert!(matches!(
             raw.convert(&mut RgbImage::new(1, 1)),
             Err(ConvertError::Empty)
@@ -1207,7 +1202,7 @@ mod tests {
         let mjpeg = Converter::new(PixelFormat::Mjpeg, 48, 32, None, YuvSpec::default()).unwrap();
         let mut now = RgbImage::new(1, 1);
         mjpeg.clone().convert(&jpeg, &mut now).unwrap();
-        let mut raw = RawFrame::default();
+        let mut raw = RawBytes::default();
         raw.fill(&mjpeg, &jpeg).unwrap();
         assert_eq!(raw.len(), jpeg.len());
         let mut later = RgbImage::new(1, 1);
@@ -1219,7 +1214,7 @@ mod tests {
         assert_eq!(later, now);
 
         // Refused on arrival: not a JPEG, cut before the frame header, the wrong size.
-        let refused = |data: &[u8]| RawFrame::default().fill(&mjpeg, data).unwrap_err();
+        let refused = |data: &[u8]| RawBytes::default().fill(&mjpeg, data).unwrap_err();
         assert!(matches!(refused(&[0, 1, 2, 3]), ConvertError::Jpeg(_)));
         assert!(matches!(refused(&jpeg[..6]), ConvertError::Jpeg(_)));
         let other = encode_jpeg(&RgbImage::new(40, 32), 85);
@@ -1233,7 +1228,7 @@ mod tests {
         ));
         // Any size for a converter that expects none (a replayed file).
         let any = Converter::new(PixelFormat::Mjpeg, 0, 0, None, YuvSpec::default()).unwrap();
-        RawFrame::default().fill(&any, &other).unwrap();
+        RawBytes::default().fill(&any, &other).unwrap();
         // Corrupt compressed data passes the check and fails when decoded.
         let mut broken = jpeg.clone();
         let n = broken.len();

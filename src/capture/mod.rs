@@ -20,19 +20,21 @@
 //!
 //! Buffers are recycled: [`Source::next_frame`] writes into an image it is handed, so the hot path
 //! allocates nothing once the pool is warm. [`Source::next_pixels`] may instead copy a raw camera
-//! frame into a [`RawFrame`], converted only when the model takes it.
+//! frame (or a synthetic scene) into a [`RawFrame`], converted (painted) only when the model takes it.
 
 mod config;
 pub mod convert;
 mod pace;
+mod raw;
 mod replay;
 pub mod synthetic;
 mod truth;
 pub mod v4l2;
 
 pub use config::{SourceConfig, SourceKind};
-pub use convert::{ConvertError, Converter, PixelFormat, RawFrame, YuvMatrix, YuvRange, YuvSpec};
+pub use convert::{ConvertError, Converter, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
 pub use pace::{system_clock, Clock, ManualClock, Pacer, SystemClock};
+pub use raw::RawFrame;
 pub use replay::{natural_cmp, ReplayConfig, ReplayFormat, ReplaySource};
 pub use synthetic::{SyntheticConfig, SyntheticSource};
 pub use truth::{ActiveEvent, EventKind, GroundTruth, TruthInstance};

@@ -17,11 +17,9 @@
 //! frame. Only an unusable configuration (missing path, empty directory, wrong raw size) fails
 //! at [`ReplaySource::open`].
 
-use super::convert::{
-    prepare, Converter, JpegDecoder, PixelFormat, RawFrame, YuvMatrix, YuvRange, YuvSpec,
-};
+use super::convert::{prepare, Converter, JpegDecoder, PixelFormat, YuvMatrix, YuvRange, YuvSpec};
 use super::pace::{system_clock, Clock, Pacer};
-use super::{CaptureError, Delivered, FrameMeta, Source};
+use super::{CaptureError, Delivered, FrameMeta, RawFrame, Source};
 use crate::config::{check_range, ConfigError};
 use image::RgbImage;
 use serde::Deserialize;

@@ -415,7 +415,8 @@ fn capture_loop(
         let result = source.next_pixels(&mut image, &mut raw);
         let pixels = match &result {
             Ok(Some((_, Delivered::Raw))) => {
-                if fresh.1 {
+                // A synthetic scene waits as a world snapshot, without frame bytes.
+                if fresh.1 && !raw.is_empty() {
                     stats.buffer_allocated();
                 }
                 spare_image = Some(image);
@@ -669,6 +670,7 @@ fn converted(
     stats: &Stats,
     bad_frames: &mut Throttle,
 ) -> Option<Frame> {
+    let mut truth = c.truth;
     let image = match c.pixels {
         Pixels::Rgb(image) => image,
         Pixels::Raw(mut raw) => {
@@ -679,19 +681,23 @@ fn converted(
                 stats.buffer_allocated();
             }
             raw_pool.recycle(raw, stats);
-            if let Err(e) = result {
-                stats.capture.error();
-                if let Some(suppressed) = bad_frames.allow(Instant::now()) {
-                    tracing::warn!(
-                        source = %c.origin.source,
-                        seq = c.seq,
-                        error = %e,
-                        suppressed,
-                        "skipping a frame that could not be converted"
-                    );
+            match result {
+                // A painted synthetic scene brings its ground truth.
+                Ok(painted) => truth = painted.map(Box::new).or(truth),
+                Err(e) => {
+                    stats.capture.error();
+                    if let Some(suppressed) = bad_frames.allow(Instant::now()) {
+                        tracing::warn!(
+                            source = %c.origin.source,
+                            seq = c.seq,
+                            error = %e,
+                            suppressed,
+                            "skipping a frame that could not be converted"
+                        );
+                    }
+                    recycle(pool, image, stats);
+                    return None;
                 }
-                recycle(pool, image, stats);
-                return None;
             }
             image
         }
@@ -701,7 +707,7 @@ fn converted(
         captured: c.captured,
         origin: c.origin,
         image,
-        truth: c.truth,
+        truth,
     })
 }
 

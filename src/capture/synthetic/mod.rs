@@ -53,9 +53,10 @@ pub use config::{
     ConditionOverrides, Environment, EventRates, SyntheticConfig, TimeOfDay, Weather,
 };
 
-use super::{CaptureError, FrameMeta, GroundTruth, Source};
+use super::{CaptureError, Delivered, FrameMeta, GroundTruth, RawFrame, Source};
 use crate::config::ConfigError;
 use image::RgbImage;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The classes of the synthetic stream; an instance's `class_id` indexes this list.
@@ -97,7 +98,8 @@ pub struct SceneInfo {
 pub struct SyntheticSource {
     config: SyntheticConfig,
     world: world::World,
-    renderer: render::Renderer,
+    /// Shared with the frames whose painting waits for the model ([`PendingScene`]).
+    renderer: Arc<Mutex<render::Renderer>>,
     frame: u64,
     dt: f32,
     started: Option<Instant>,
@@ -122,7 +124,7 @@ impl SyntheticSource {
             dt: 1.0 / config.fps,
             config,
             world,
-            renderer,
+            renderer: Arc::new(Mutex::new(renderer)),
             frame: 0,
             started: None,
         })
@@ -181,21 +183,44 @@ impl SyntheticSource {
         if self.finished() {
             return None;
         }
-        let (w, h) = (self.config.width, self.config.height);
-        if image.dimensions() != (w, h) {
-            let mut buf = std::mem::take(image).into_raw();
-            buf.resize(w as usize * h as usize * 3, 0);
-            *image = RgbImage::from_raw(w, h, buf).expect("buffer sized for the frame");
+        let truth = paint(&self.renderer, &self.world, self.frame, image);
+        self.advance();
+        Some(truth)
+    }
+
+    /// The next frame's scene, to be painted later ([`PendingScene::paint`]), and the stream
+    /// moves on; `None` once `max_frames` are done.
+    pub fn defer_next(&mut self) -> Option<PendingScene> {
+        if self.finished() {
+            return None;
         }
-        // Painting is CPU work: on the network's pool, see `crate::pool`.
-        let (renderer, world, frame) = (&mut self.renderer, &self.world, self.frame);
-        let truth = crate::pool::on_pool(|| renderer.render(world, image, frame, true));
+        let scene = PendingScene {
+            world: self.world.clone(),
+            frame: self.frame,
+            renderer: self.renderer.clone(),
+        };
+        self.advance();
+        Some(scene)
+    }
+
+    fn advance(&mut self) {
         if self.frame % (self.config.fps as u64 * 60).max(1) == 0 {
             tracing::debug!(frame = self.frame, "{}", self.world.drive_summary());
         }
         self.world.step(self.dt);
         self.frame += 1;
-        Some(truth)
+    }
+
+    fn meta(&self, index: u64, truth: Option<GroundTruth>) -> FrameMeta {
+        FrameMeta {
+            file: None,
+            index,
+            // Simulated capture time: stable whatever the pacing.
+            monotonic: Some(Duration::from_secs_f64(
+                index as f64 / self.config.fps as f64,
+            )),
+            truth: truth.map(Box::new),
+        }
     }
 
     fn pace(&mut self) {
@@ -225,14 +250,67 @@ impl Source for SyntheticSource {
         let Some(truth) = self.render_next(image) else {
             return Ok(None);
         };
-        Ok(Some(FrameMeta {
-            file: None,
-            index,
-            // Simulated capture time: stable whatever the pacing.
-            monotonic: Some(Duration::from_secs_f64(
-                index as f64 / self.config.fps as f64,
-            )),
-            truth: Some(Box::new(truth)),
-        }))
+        Ok(Some(self.meta(index, Some(truth))))
     }
+
+    /// The scene is painted when the model takes the frame: painting costs 13-18 ms at
+    /// 1280x720, and a model slower than the stream's rate drops the rest unpainted. The ground
+    /// truth comes with the painting.
+    fn next_pixels(
+        &mut self,
+        _image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        if self.finished() {
+            return Ok(None);
+        }
+        self.pace();
+        let index = self.frame;
+        let Some(scene) = self.defer_next() else {
+            return Ok(None);
+        };
+        raw.set_scene(scene);
+        Ok(Some((self.meta(index, None), Delivered::Raw)))
+    }
+}
+
+/// One frame of the synthetic stream, not painted yet: the world as it was at that frame.
+pub struct PendingScene {
+    world: world::World,
+    frame: u64,
+    renderer: Arc<Mutex<render::Renderer>>,
+}
+
+impl std::fmt::Debug for PendingScene {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingScene")
+            .field("frame", &self.frame)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingScene {
+    /// Paints the frame into `image` (resized if needed): the same bytes and ground truth as
+    /// painting it when it was due.
+    pub fn paint(&self, image: &mut RgbImage) -> GroundTruth {
+        paint(&self.renderer, &self.world, self.frame, image)
+    }
+}
+
+fn paint(
+    renderer: &Mutex<render::Renderer>,
+    world: &world::World,
+    frame: u64,
+    image: &mut RgbImage,
+) -> GroundTruth {
+    let mut renderer = renderer.lock().unwrap_or_else(|e| e.into_inner());
+    let (w, h) = renderer.size();
+    if image.dimensions() != (w, h) {
+        let mut buf = std::mem::take(image).into_raw();
+        buf.resize(w as usize * h as usize * 3, 0);
+        *image = RgbImage::from_raw(w, h, buf).expect("buffer sized for the frame");
+    }
+    // Painting is CPU work: on the network's pool, see `crate::pool`.
+    let renderer = &mut *renderer;
+    crate::pool::on_pool(|| renderer.render(world, image, frame, true))
 }

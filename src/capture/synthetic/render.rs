@@ -68,6 +68,11 @@ impl Renderer {
     }
 
     /// Paints `world` into `rgb` (`w*h*3` bytes) and returns what it shows.
+    /// The frame size it paints, width and height.
+    pub fn size(&self) -> (u32, u32) {
+        (self.w as u32, self.h as u32)
+    }
+
     pub fn render(
         &mut self,
         world: &World,
