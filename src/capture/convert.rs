@@ -19,6 +19,7 @@
 //! panics on input: short buffers, odd sizes and corrupt JPEGs are [`ConvertError`]s.
 
 use image::RgbImage;
+use rayon::prelude::*;
 use serde::Deserialize;
 use std::fmt;
 use yuvutils_rs::{YuvBiPlanarImage, YuvConversionMode, YuvPackedImage};
@@ -316,7 +317,14 @@ pub fn packed422_to_rgb(
         .map_err(|e| internal(format, width, height, stride, e))
     };
     if stride == row_bytes {
-        convert(&src[..needed], height, out)
+        let rows = band_rows(height, 1);
+        out.par_chunks_mut(rows as usize * width as usize * 3)
+            .enumerate()
+            .try_for_each(|(b, out)| {
+                let n = (out.len() / (width as usize * 3)) as u32;
+                let start = b * rows as usize * row_bytes;
+                convert(&src[start..start + n as usize * row_bytes], n, out)
+            })
     } else {
         // yuvutils 0.8 wants packed 4:2:2 without row padding: go row by row.
         let out_row = width as usize * 3;
@@ -325,6 +333,17 @@ pub fn packed422_to_rgb(
         }
         Ok(())
     }
+}
+
+/// Rows per band when a conversion is split over the pool's threads (a multiple of `multiple`):
+/// the model's workers wait while a frame is converted, so all of them convert it. One band
+/// for small frames.
+fn band_rows(height: u32, multiple: u32) -> u32 {
+    let bands = rayon::current_num_threads().clamp(1, 16) as u32;
+    if height < 64 || bands == 1 {
+        return height.max(1);
+    }
+    height.div_ceil(bands).next_multiple_of(multiple)
 }
 
 /// Converts YUYV (`Y0 U Y1 V`) to RGB; see [`packed422_to_rgb`].
@@ -397,7 +416,16 @@ pub fn nv12_to_rgb(
     };
     let (y_plane, uv_plane) = src[..needed].split_at(y_len);
     if stride == chroma_row {
-        convert(y_plane, uv_plane, height, out)
+        let rows = band_rows(height, 2);
+        out.par_chunks_mut(rows as usize * width as usize * 3)
+            .enumerate()
+            .try_for_each(|(b, out)| {
+                let n = (out.len() / (width as usize * 3)) as u32;
+                let first = b * rows as usize;
+                let y = &y_plane[first * stride..][..n as usize * stride];
+                let uv = &uv_plane[first / 2 * chroma_row..][..n.div_ceil(2) as usize * chroma_row];
+                convert(y, uv, n, out)
+            })
     } else {
         // yuvutils 0.8 wants the chroma plane without row padding: go two rows at a time.
         let out_pair = width as usize * 3 * 2;
@@ -997,11 +1025,14 @@ mod tests {
 
     /// The SIMD paths (AVX2/SSE4.1 on x86-64, NEON on aarch64, picked at run time) against the
     /// scalar reference on noise, for several sizes including ones that leave a scalar tail and
-    /// odd widths, with padded strides.
+    /// odd widths, with padded strides, and frames converted in bands.
     #[test]
     fn simd_matches_scalar_reference() {
         for (w, h, pad) in [
             (1280usize, 8usize, 0usize),
+            // Tall enough to be split into bands over the pool, odd heights included.
+            (96, 67, 0),
+            (50, 130, 0),
             (37, 5, 6),
             (64, 3, 0),
             (2, 2, 2),
