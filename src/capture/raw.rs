@@ -10,8 +10,9 @@ use image::RgbImage;
 /// The pipeline's capture stage hands these to the segmenter's queue instead of RGB images
 /// ([`Source::next_pixels`](super::Source::next_pixels)): when the model is slower than the
 /// source, the frames dropped from the queue were never converted, decoded or painted (at 30
-/// frames/s and a model at 12, 60 % of them; at 1280x720 here a YUYV conversion costs 0.3 ms on two threads,
-/// an MJPEG decode 7.3 ms, a synthetic frame 13-18 ms, several times that on a Cortex-A72).
+/// frames/s and a model at 12, 60 % of them; at 1280x720 here a YUYV conversion costs 0.3 ms
+/// on two threads, an MJPEG decode 7.3 ms, a synthetic frame 13-18 ms, several times that on a
+/// Cortex-A72).
 /// Buffers are recycled like images.
 #[derive(Debug, Default)]
 pub struct RawFrame {
