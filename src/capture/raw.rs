@@ -4,6 +4,8 @@ use super::convert::{ConvertError, Converter, RawBytes};
 use super::synthetic::PendingScene;
 use super::GroundTruth;
 use image::RgbImage;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 /// A frame not yet turned into RGB: a camera's bytes to convert, or a synthetic scene to paint.
 ///
@@ -18,6 +20,8 @@ use image::RgbImage;
 pub struct RawFrame {
     bytes: RawBytes,
     scene: Option<Box<PendingScene>>,
+    /// The source's count of frames in a row that failed to convert, if it keeps one.
+    failures: Option<Arc<AtomicU32>>,
 }
 
 impl RawFrame {
@@ -26,6 +30,7 @@ impl RawFrame {
     /// size: corrupt compressed data is found only when decoded).
     pub fn fill(&mut self, converter: &Converter, data: &[u8]) -> Result<(), ConvertError> {
         self.scene = None;
+        self.failures = None;
         self.bytes.fill(converter, data)
     }
 
@@ -38,12 +43,21 @@ impl RawFrame {
         len: usize,
     ) -> Result<&mut [u8], ConvertError> {
         self.scene = None;
+        self.failures = None;
         self.bytes.filled_with(converter, len)
     }
 
     /// Holds a synthetic scene to paint instead (the byte buffer is kept for reuse).
     pub fn set_scene(&mut self, scene: PendingScene) {
         self.scene = Some(Box::new(scene));
+        self.failures = None;
+    }
+
+    /// Has [`RawFrame::convert`] report to the source: `counter` goes up by one when the
+    /// frame's bytes fail to convert and back to 0 when they convert. A camera uses it to
+    /// reset itself after corrupt JPEGs found only when decoded.
+    pub fn report_failures_to(&mut self, counter: Arc<AtomicU32>) {
+        self.failures = Some(counter);
     }
 
     /// Makes the picture in `image` (resized as needed, its allocation reused), on the network's
@@ -52,7 +66,16 @@ impl RawFrame {
         if let Some(scene) = self.scene.take() {
             return Ok(Some(scene.paint(image)));
         }
-        self.bytes.convert(image).map(|()| None)
+        let result = self.bytes.convert(image);
+        if let Some(counter) = self.failures.take() {
+            match result {
+                Ok(()) => counter.store(0, Ordering::Relaxed),
+                Err(_) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        result.map(|()| None)
     }
 
     /// Camera bytes held (a pending scene holds none).

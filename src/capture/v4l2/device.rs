@@ -429,9 +429,10 @@ impl CameraStream for V4lStream {
             }
             // The mmap buffer goes back to the driver with the next call: an unconverted frame
             // is copied out (0.1-0.2 ms at 1280x720, against about 1 ms for converting YUYV and
-            // 10 ms for decoding MJPEG). A JPEG's compressed data is checked only when decoded,
-            // so `reset_after_bad_frames` counts the frames found bad here (driver errors,
-            // empty or cut frames, broken headers, a wrong size).
+            // 10 ms for decoding MJPEG). A JPEG's compressed data is checked only when decoded;
+            // `reset_after_bad_frames` counts frames found bad here (driver errors, empty or
+            // cut frames, broken headers, a wrong size) and, separately, frames that fail to
+            // decode later (`RawFrame::report_failures_to`).
             let delivered = match raw {
                 Some(raw) => {
                     raw.fill(conv, &buf[..used])

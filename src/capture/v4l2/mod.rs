@@ -40,6 +40,7 @@ use super::pace::{system_clock, Clock};
 use super::{CaptureError, Delivered, FrameMeta, RawFrame, Source};
 use image::RgbImage;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,9 @@ pub struct V4lSource {
     clock: Arc<dyn Clock>,
     state: State,
     stats: V4lStats,
+    /// Frames in a row handed over undecoded that then failed to decode (in the pipeline's
+    /// segment stage), for `reset_after_bad_frames`.
+    decode_failures: Arc<AtomicU32>,
 }
 
 enum State {
@@ -143,6 +147,7 @@ impl V4lSource {
             clock,
             state: State::Streaming(Live::new(stream, cfg)),
             stats: V4lStats::default(),
+            decode_failures: Arc::default(),
         })
     }
 
@@ -242,6 +247,14 @@ impl V4lSource {
         image: &mut RgbImage,
         mut raw: Option<&mut RawFrame>,
     ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        let limit = self.cfg.reset_after_bad_frames;
+        if limit > 0
+            && matches!(self.state, State::Streaming(_))
+            && self.decode_failures.load(Ordering::Relaxed) >= limit
+        {
+            self.decode_failures.store(0, Ordering::Relaxed);
+            self.go_down(format!("{limit} frames in a row could not be decoded"));
+        }
         loop {
             match &mut self.state {
                 State::Streaming(live) => match live.stream.next_into(image, raw.as_deref_mut()) {
@@ -253,6 +266,13 @@ impl V4lSource {
                             continue;
                         }
                         self.stats.frames += 1;
+                        match (delivered, raw.as_deref_mut()) {
+                            (Delivered::Raw, Some(raw)) => {
+                                raw.report_failures_to(self.decode_failures.clone())
+                            }
+                            // Decoded already: a good frame ends a run of bad ones.
+                            _ => self.decode_failures.store(0, Ordering::Relaxed),
+                        }
                         return Ok(Some((captured.meta, delivered)));
                     }
                     Err(StreamError::Bad { reason, sequence }) => {

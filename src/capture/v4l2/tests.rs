@@ -11,6 +11,9 @@ enum Ev {
     Frame(u32),
     Bad(u32),
     Gone(&'static str),
+    /// An MJPEG frame whose header is fine and whose compressed data is cut short: it passes
+    /// the checks on arrival and fails when decoded.
+    Undecodable(u32),
 }
 
 type OpenResult = Result<Vec<Ev>, OpenError>;
@@ -63,7 +66,45 @@ impl CameraStream for FakeStream {
                 sequence: Some(seq),
             }),
             Ev::Gone(why) => Err(StreamError::Gone(why.into())),
+            Ev::Undecodable(seq) => Err(StreamError::Bad {
+                reason: format!("undecodable frame {seq} asked for in RGB"),
+                sequence: Some(seq),
+            }),
         }
+    }
+
+    fn next_into(
+        &mut self,
+        image: &mut RgbImage,
+        raw: Option<&mut RawFrame>,
+    ) -> Result<(Captured, Delivered), StreamError> {
+        let (Some(Ev::Undecodable(seq)), Some(raw)) = (self.0.front().cloned(), raw) else {
+            return Ok((self.next(image)?, Delivered::Rgb));
+        };
+        self.0.pop_front();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&RgbImage::from_pixel(16, 16, image::Rgb([seq as u8, 9, 9])))
+            .unwrap();
+        jpeg.truncate(jpeg.len() * 2 / 3);
+        let conv = crate::capture::Converter::new(
+            crate::capture::PixelFormat::Mjpeg,
+            16,
+            16,
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        raw.fill(&conv, &jpeg).expect("the header is whole");
+        let meta = FrameMeta {
+            index: u64::from(seq),
+            ..FrameMeta::default()
+        };
+        let captured = Captured {
+            meta,
+            sequence: Some(seq),
+        };
+        Ok((captured, Delivered::Raw))
     }
 }
 
@@ -280,6 +321,60 @@ fn corrupt_frames_are_skipped_counted_and_reset_the_camera_when_endless() {
         (3, 4, 1, 1)
     );
     assert_eq!(rig.calls().len(), 2);
+}
+
+/// Frames handed over undecoded and found corrupt only when the pipeline decodes them count
+/// towards the reset too; one that decodes starts the count again.
+#[test]
+fn frames_that_fail_to_decode_later_reset_the_camera_when_endless() {
+    use Ev::Undecodable as U;
+    let rig = Rig::new(vec![
+        Ok(vec![
+            U(1),
+            U(2),
+            Ev::Frame(3),
+            U(4),
+            U(5),
+            U(6),
+            Ev::Frame(7),
+        ]),
+        Ok(vec![Ev::Frame(1)]),
+    ]);
+    let cfg = V4lConfig {
+        reset_after_bad_frames: 3,
+        ..V4lConfig::default()
+    };
+    let mut src = rig.open(&cfg).unwrap();
+    let (mut image, mut raw) = (RgbImage::new(1, 1), RawFrame::default());
+    let mut got = Vec::new();
+    for _ in 0..7 {
+        got.push(match src.next_pixels(&mut image, &mut raw) {
+            Ok(Some((m, Delivered::Raw))) => {
+                // What the segment stage does with the frame it takes.
+                let decoded = raw.convert(&mut image);
+                assert!(decoded.is_err(), "frame {}", m.index);
+                Err("undecodable")
+            }
+            Ok(Some((m, Delivered::Rgb))) => Ok(m.index),
+            Ok(None) => panic!("a camera does not end"),
+            Err(CaptureError::DeviceGone { .. }) => Err("gone"),
+            Err(e) => panic!("unexpected: {e}"),
+        });
+    }
+    assert_eq!(
+        got,
+        [
+            Err("undecodable"),
+            Err("undecodable"),
+            Ok(3),
+            Err("undecodable"),
+            Err("undecodable"),
+            Err("undecodable"), // the third in a row: reopened before the next frame
+            Ok(1),
+        ]
+    );
+    assert_eq!(rig.calls().len(), 2);
+    assert_eq!((src.stats().disconnects, src.stats().reconnects), (1, 1));
 }
 
 #[test]
