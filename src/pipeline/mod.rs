@@ -13,8 +13,9 @@
 //!   frames it skips give their buffers back at once.
 //! - The store applies backpressure and never drops a selected frame silently: a kept frame waits
 //!   for its turn; if it cannot be written the error is logged and counted per sample.
-//! - Frames in an uncompressed camera format (YUYV, NV12) wait for the model unconverted and are
-//!   converted when it takes them: a frame dropped from the queue never cost a conversion.
+//! - Camera frames (YUYV, NV12, MJPEG) and synthetic scenes wait for the model unconverted
+//!   (`RawFrame`) and are converted, decoded or painted when it takes them: a frame dropped
+//!   from the queue never cost that work.
 //! - Image buffers travel in a pool, so in a steady state the hot path allocates no frame memory;
 //!   the pool keeps only a few spares (`spare_buffers`), so that memory taken by a burst
 //!   (selection holding a window of candidates, kept frames waiting for the store) is given back.
