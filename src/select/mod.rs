@@ -28,7 +28,7 @@
 //! capture times; no I/O, no wall clock. (The only side effect is a log warning about configured
 //! class names the model does not know.)
 //!
-//! [`bench`] measures selection quality on the synthetic stream against its ground truth.
+//! [`bench`](mod@bench) measures selection quality on the synthetic stream against its ground truth.
 
 pub mod bench;
 mod budget;

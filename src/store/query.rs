@@ -71,8 +71,8 @@ pub(crate) fn ids(conn: &Connection, q: &Query) -> Result<Vec<SampleId>, StoreEr
 }
 
 /// The samples of a query, read one at a time (so exporting a whole store holds one record in
-/// memory, not all of them). Obtained from [`super::Store::samples`] or
-/// [`super::StoreReader::samples`].
+/// memory, not all of them). Obtained from `Store::samples` or
+/// `StoreReader::samples`.
 pub struct Samples<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) samples_dir: PathBuf,

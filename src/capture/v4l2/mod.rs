@@ -17,7 +17,7 @@
 //!   closes the device and reopens it with exponential backoff (`reconnect_min_ms` doubling up
 //!   to `reconnect_max_ms`). Meanwhile [`Source::next_frame`] returns
 //!   [`CaptureError::DeviceGone`] at most about once a second (so the caller can stop and
-//!   count), and never a fatal error. The log says "lost", "still unavailable: <new reason>"
+//!   count), and never a fatal error. The log says "lost", `still unavailable: <new reason>`
 //!   and "back" once per change of state, not once per attempt.
 //! - **Corrupt frames** (flagged by the driver, short, bad MJPEG): each is a
 //!   [`CaptureError::BadFrame`] and counted; the next call goes on. After
