@@ -8,3 +8,5 @@ export LITERT_LIB_DIR
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# The API documentation builds without warnings (broken or private links).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
