@@ -15,12 +15,19 @@
 //!    over `--rounds` rounds of `--seconds` each (default 4 x 20 s), because the model's own
 //!    rate on a shared machine drifts by more than the 5 % being measured; the pooled ratio and
 //!    the rounds' range are printed, with the CPU each pipeline thread used.
-//! 3. Peak resident memory of the process (VmHWM) after each part.
+//! 3. An MJPEG camera at 30 fps with the model at `--mjpeg-imgsz` (640 by default: a board
+//!    slower than its camera), frames decoded on arrival against decoded when the model takes
+//!    them (what the camera source does), alternating over `--mjpeg-rounds` pairs (default 2;
+//!    0 skips): the model's rate in the pipeline either way.
+//! 4. Peak resident memory of the process (VmHWM) after each part.
 //!
 //! Not criterion: one long run per case says more about a pipeline than many short ones, and
 //! the figures are compared within this one run.
 
-use edgesift::capture::{SourceConfig, SourceKind};
+use edgesift::capture::{
+    CaptureError, Converter, Delivered, FrameMeta, PixelFormat, RawFrame, Source, SourceConfig,
+    SourceKind,
+};
 use edgesift::config::Config;
 use edgesift::pipeline::{self, Control, Queues, RunLimits, Stages, StoreSink};
 use edgesift::segment::{
@@ -111,10 +118,81 @@ fn config(dump: &Path, store: &Path) -> Config {
     cfg
 }
 
+/// A camera sending MJPEG at 30 fps: the same JPEGs over and over, paced.
+struct JpegCamera {
+    frames: Arc<Vec<Vec<u8>>>,
+    conv: Converter,
+    next: u64,
+    due: Option<Instant>,
+    /// Hand frames over undecoded (as `V4lSource` does) rather than decode each on arrival.
+    defer: bool,
+}
+
+impl JpegCamera {
+    fn new(frames: Arc<Vec<Vec<u8>>>, defer: bool) -> Self {
+        let conv = Converter::new(PixelFormat::Mjpeg, W, H, None, Default::default())
+            .expect("an MJPEG converter");
+        Self {
+            frames,
+            conv,
+            next: 0,
+            due: None,
+            defer,
+        }
+    }
+
+    /// Waits for the next frame's time; its bytes and metadata.
+    fn wait(&mut self) -> (&[u8], FrameMeta) {
+        let due = *self.due.get_or_insert_with(Instant::now);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        self.due = Some(due + Duration::from_secs_f64(1.0 / 30.0));
+        let i = self.next;
+        self.next += 1;
+        let meta = FrameMeta {
+            index: i,
+            ..Default::default()
+        };
+        (&self.frames[i as usize % self.frames.len()], meta)
+    }
+}
+
+impl Source for JpegCamera {
+    fn describe(&self) -> String {
+        "bench:mjpeg-camera".into()
+    }
+
+    fn next_frame(&mut self, image: &mut RgbImage) -> Result<Option<FrameMeta>, CaptureError> {
+        let mut conv = self.conv.clone();
+        let (data, meta) = self.wait();
+        conv.convert(data, image).expect("the bench's JPEGs decode");
+        Ok(Some(meta))
+    }
+
+    fn next_pixels(
+        &mut self,
+        image: &mut RgbImage,
+        raw: &mut RawFrame,
+    ) -> Result<Option<(FrameMeta, Delivered)>, CaptureError> {
+        if !self.defer {
+            return Ok(self.next_frame(image)?.map(|m| (m, Delivered::Rgb)));
+        }
+        let conv = self.conv.clone();
+        let (data, meta) = self.wait();
+        raw.fill(&conv, data).expect("the bench's JPEGs are whole");
+        Ok(Some((meta, Delivered::Raw)))
+    }
+}
+
 fn stages(cfg: &Config, segmenter: Box<dyn Segmenter>) -> Stages {
+    stages_from(cfg, cfg.source.open().expect("replay opens"), segmenter)
+}
+
+fn stages_from(cfg: &Config, source: Box<dyn Source>, segmenter: Box<dyn Segmenter>) -> Stages {
     let info = segmenter.info().clone();
     Stages {
-        source: cfg.source.open().expect("replay opens"),
+        source,
         select: pipeline::build_select(cfg).expect("default selection"),
         sink: Box::new(StoreSink::new(
             Store::open(&cfg.store).expect("store"),
@@ -163,9 +241,12 @@ struct Steady {
 }
 
 fn steady_run(cfg: &Config, segmenter: Box<dyn Segmenter>, window_s: f64) -> Steady {
+    steady_run_of(stages(cfg, segmenter), window_s)
+}
+
+fn steady_run_of(stages: Stages, window_s: f64) -> Steady {
     const WARM_S: f64 = 3.0;
     let control = Control::new();
-    let stages = stages(cfg, segmenter);
     let limits = RunLimits {
         max_frames: None,
         duration: Some(Duration::from_secs_f64(WARM_S + window_s + 1.0)),
@@ -453,5 +534,69 @@ fn main() {
         100.0 * ratios[0],
         100.0 * ratios[ratios.len() - 1],
     );
+
+    let mjpeg_rounds: usize = arg("--mjpeg-rounds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    if mjpeg_rounds > 0 {
+        let imgsz: u32 = arg("--mjpeg-imgsz")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(640);
+        let jpegs: Arc<Vec<Vec<u8>>> = Arc::new(
+            imgs.iter()
+                .map(|img| {
+                    let mut out = Vec::new();
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+                        .encode_image(img)
+                        .expect("encoding a frame");
+                    out
+                })
+                .collect(),
+        );
+        let load_at = || {
+            let opts = ModelOptions {
+                imgsz: Some([imgsz, imgsz]),
+                ..ModelOptions::default()
+            };
+            YoloSegmenter::load(&model, opts).expect("model loads")
+        };
+        let (mut fps_now, mut fps_taken) = (Vec::new(), Vec::new());
+        for round in 0..mjpeg_rounds {
+            let once = |defer: bool| {
+                let cfg = config(&dump, &tmp.path().join(format!("mjpeg{round}{defer}")));
+                let source = Box::new(JpegCamera::new(jpegs.clone(), defer));
+                let s = steady_run_of(stages_from(&cfg, source, Box::new(load_at())), phase_s);
+                s.segmented as f64 / s.secs
+            };
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for defer in order {
+                let fps = once(defer);
+                if defer {
+                    fps_taken.push(fps);
+                } else {
+                    fps_now.push(fps);
+                }
+            }
+        }
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|f| format!("{f:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "MJPEG camera {W}x{H} at 30 fps, model at {imgsz}, {mjpeg_rounds} pairs of {phase_s} s: \
+             segmented {} fps decoding every frame on arrival, {} fps decoding the frames the \
+             model takes ({:+.1} %)",
+            list(&fps_now),
+            list(&fps_taken),
+            100.0 * (mean(&fps_taken) / mean(&fps_now) - 1.0),
+        );
+    }
     println!("peak RSS at the end {:.0} MiB", peak_rss_mib());
 }
