@@ -15,7 +15,9 @@
 //!   for its turn; if it cannot be written the error is logged and counted per sample.
 //! - Camera frames (YUYV, NV12, MJPEG) and synthetic scenes wait for the model unconverted
 //!   (`RawFrame`) and are converted, decoded or painted when it takes them: a frame dropped
-//!   from the queue never cost that work.
+//!   from the queue never cost that work. The segment stage takes the next such frame when the
+//!   model starts on the current one and converts it meanwhile, on the pool, so the conversion
+//!   fills the gaps of the model's work rather than pausing it.
 //! - Image buffers travel in a pool, so in a steady state the hot path allocates no frame memory;
 //!   the pool keeps only a few spares (`spare_buffers`), so that memory taken by a burst
 //!   (selection holding a window of candidates, kept frames waiting for the store) is given back.
@@ -620,22 +622,49 @@ fn segment_loop(
 ) {
     let stats = &control.stats;
     let mut bad_frames = Throttle::new(Duration::from_secs(10));
+    // The next frame, taken and converted while the model worked on the previous one.
+    let mut ahead: Option<Frame> = None;
     loop {
-        let captured = match frames.recv_timeout(Duration::from_millis(250)) {
-            Ok(f) => f,
-            Err(RecvTimeoutError::Timeout) => {
-                // Idle is alive: nothing to do is not a stall.
-                stats.liveness_beat(Stage::Segment);
-                continue;
+        let (frame, was_raw) = match ahead.take() {
+            Some(f) => (f, true),
+            None => {
+                let captured = match frames.recv_timeout(Duration::from_millis(250)) {
+                    Ok(f) => f,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Idle is alive: nothing to do is not a stall.
+                        stats.liveness_beat(Stage::Segment);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                let was_raw = matches!(captured.pixels, Pixels::Raw(_));
+                let Some(frame) =
+                    converted(captured, &pool, &pool_rx, &raw_pool, stats, &mut bad_frames)
+                else {
+                    continue;
+                };
+                (frame, was_raw)
             }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let Some(frame) = converted(captured, &pool, &pool_rx, &raw_pool, stats, &mut bad_frames)
-        else {
-            continue;
         };
         let t0 = Instant::now();
-        let result = segmenter.segment(&frame.image);
+        // Frames that need converting (decoding, painting): the one waiting next is taken now
+        // and converted on the pool while the model works on this one, so the conversion fills
+        // the gaps between the model's tasks instead of a pause with the other cores idle. It
+        // is then up to one model run older when the model takes it.
+        let next = if was_raw {
+            frames.try_recv().ok()
+        } else {
+            None
+        };
+        let result = match next {
+            Some(c) => {
+                let convert = || converted(c, &pool, &pool_rx, &raw_pool, stats, &mut bad_frames);
+                let (result, next) = rayon::join(|| segmenter.segment(&frame.image), convert);
+                ahead = next;
+                result
+            }
+            None => segmenter.segment(&frame.image),
+        };
         stats.liveness_beat(Stage::Segment);
         match result {
             Ok(det) => {
@@ -657,6 +686,9 @@ fn segment_loop(
                 recycle(&pool, frame.image, stats);
             }
         }
+    }
+    if let Some(f) = ahead {
+        recycle(&pool, f.image, stats);
     }
 }
 
