@@ -657,11 +657,38 @@ fn segment_loop(
             None
         };
         let result = match next {
-            Some(c) => {
-                let convert = || converted(c, &pool, &pool_rx, &raw_pool, stats, &mut bad_frames);
-                let (result, next) = rayon::join(|| segmenter.segment(&frame.image), convert);
-                ahead = next;
+            Some(Captured {
+                seq,
+                captured,
+                origin,
+                pixels: Pixels::Raw(raw),
+                truth,
+            }) => {
+                // The model runs on this thread, as without a frame ahead (its memory stays in
+                // this thread's malloc arena); the conversion is a job on the pool.
+                let (tx, rx) = bounded(1);
+                let mut job = Conversion::new(raw, &pool_rx);
+                rayon::spawn(move || {
+                    job.run();
+                    let _ = tx.send(job);
+                });
+                let result = segmenter.segment(&frame.image);
+                let c = Captured {
+                    seq,
+                    captured,
+                    origin,
+                    pixels: Pixels::Raw(RawFrame::default()),
+                    truth,
+                };
+                ahead = rx
+                    .recv()
+                    .ok()
+                    .and_then(|job| job.finish(c, &pool, &raw_pool, stats, &mut bad_frames));
                 result
+            }
+            Some(c) => {
+                ahead = converted(c, &pool, &pool_rx, &raw_pool, stats, &mut bad_frames);
+                segmenter.segment(&frame.image)
             }
             None => segmenter.segment(&frame.image),
         };
@@ -694,7 +721,7 @@ fn segment_loop(
 
 /// The frame with its picture in RGB: converted now if it came unconverted. A frame whose
 /// conversion fails is counted as capture's error and skipped (the checks at capture make that
-/// an internal fault, not a camera's).
+/// rare: a JPEG with corrupt compressed data, found only when decoded).
 fn converted(
     c: Captured,
     pool: &Sender<RgbImage>,
@@ -703,45 +730,108 @@ fn converted(
     stats: &Stats,
     bad_frames: &mut Throttle,
 ) -> Option<Frame> {
-    let mut truth = c.truth;
-    let image = match c.pixels {
-        Pixels::Rgb(image) => image,
-        Pixels::Raw(mut raw) => {
-            let mut image = pool_rx.try_recv().unwrap_or_default();
-            let fresh = image.as_raw().is_empty();
-            let result = raw.convert(&mut image);
-            if fresh && !image.as_raw().is_empty() {
-                stats.buffer_allocated();
-            }
-            raw_pool.recycle(raw, stats);
-            match result {
-                // A painted synthetic scene brings its ground truth.
-                Ok(painted) => truth = painted.map(Box::new).or(truth),
-                Err(e) => {
-                    stats.capture.error();
-                    if let Some(suppressed) = bad_frames.allow(Instant::now()) {
-                        tracing::warn!(
-                            source = %c.origin.source,
-                            seq = c.seq,
-                            error = %e,
-                            suppressed,
-                            "skipping a frame that could not be converted"
-                        );
-                    }
-                    recycle(pool, image, stats);
-                    return None;
-                }
-            }
-            image
-        }
-    };
-    Some(Frame {
-        seq: c.seq,
-        captured: c.captured,
-        origin: c.origin,
-        image,
+    let Captured {
+        seq,
+        captured,
+        origin,
+        pixels,
         truth,
-    })
+    } = c;
+    match pixels {
+        Pixels::Rgb(image) => Some(Frame {
+            seq,
+            captured,
+            origin,
+            image,
+            truth,
+        }),
+        Pixels::Raw(raw) => {
+            let mut job = Conversion::new(raw, pool_rx);
+            job.run();
+            let c = Captured {
+                seq,
+                captured,
+                origin,
+                pixels: Pixels::Raw(RawFrame::default()),
+                truth,
+            };
+            job.finish(c, pool, raw_pool, stats, bad_frames)
+        }
+    }
+}
+
+/// One frame's conversion, movable to a pool worker: the camera's bytes (or scene), the image
+/// to fill and the outcome.
+struct Conversion {
+    raw: RawFrame,
+    image: RgbImage,
+    fresh: bool,
+    result: Option<Result<Option<GroundTruth>, crate::capture::ConvertError>>,
+}
+
+impl Conversion {
+    fn new(raw: RawFrame, pool_rx: &Receiver<RgbImage>) -> Self {
+        let image = pool_rx.try_recv().unwrap_or_default();
+        let fresh = image.as_raw().is_empty();
+        Self {
+            raw,
+            image,
+            fresh,
+            result: None,
+        }
+    }
+
+    fn run(&mut self) {
+        self.result = Some(self.raw.convert(&mut self.image));
+    }
+
+    /// The frame `c` (whose pixels this converted; they are ignored) with its image, or `None`
+    /// if the conversion failed.
+    fn finish(
+        self,
+        c: Captured,
+        pool: &Sender<RgbImage>,
+        raw_pool: &RawPool,
+        stats: &Stats,
+        bad_frames: &mut Throttle,
+    ) -> Option<Frame> {
+        let Self {
+            raw,
+            image,
+            fresh,
+            result,
+        } = self;
+        if fresh && !image.as_raw().is_empty() {
+            stats.buffer_allocated();
+        }
+        raw_pool.recycle(raw, stats);
+        let mut truth = c.truth;
+        match result.unwrap_or(Err(crate::capture::ConvertError::Empty)) {
+            // A painted synthetic scene brings its ground truth.
+            Ok(painted) => truth = painted.map(Box::new).or(truth),
+            Err(e) => {
+                stats.capture.error();
+                if let Some(suppressed) = bad_frames.allow(Instant::now()) {
+                    tracing::warn!(
+                        source = %c.origin.source,
+                        seq = c.seq,
+                        error = %e,
+                        suppressed,
+                        "skipping a frame that could not be converted"
+                    );
+                }
+                recycle(pool, image, stats);
+                return None;
+            }
+        }
+        Some(Frame {
+            seq: c.seq,
+            captured: c.captured,
+            origin: c.origin,
+            image,
+            truth,
+        })
+    }
 }
 
 fn select_loop(
