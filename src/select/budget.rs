@@ -1,5 +1,6 @@
 //! The budget: sliding-window limits on kept frames, the share of them a frame's value entitles
-//! it to, and the per-reason cooldown.
+//! it to, and the per-reason cooldown (which lets a clearly better view of the same thing
+//! through).
 //!
 //! Limits count kept frames in any 60 s and any 3600 s of capture time. Frames of one look-back
 //! window are decided best-value first, so they are not decided in time order; a frame at `t` is
@@ -12,6 +13,17 @@ use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// Whether a reason is held back by its cooldown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Cooling {
+    No,
+    Yes,
+    /// Cooling, but let through: its score is `better_view` times the `kept` one or more.
+    BetterView {
+        kept: f32,
+    },
+}
 
 /// Why the budget refused a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +45,8 @@ pub(crate) struct Budget {
     cfg: BudgetConfig,
     /// Capture times of kept frames within the last hour, sorted.
     kept: VecDeque<Duration>,
-    /// Last keep of each cooldown key.
-    cooldown: HashMap<String, Duration>,
+    /// Each cooldown key's last keep, and the best score it was kept with in that cooldown.
+    cooldown: HashMap<String, (Duration, f32)>,
 }
 
 impl Budget {
@@ -56,13 +68,23 @@ impl Budget {
         (value as f64 / self.cfg.full_value as f64).clamp(0.0, 1.0)
     }
 
-    /// Whether `key` was kept less than `cooldown_ms` from `t` (either side: a window is not
-    /// decided in time order).
-    pub fn cooling(&self, key: &str, t: Duration) -> bool {
+    /// Whether a reason with cooldown key `key` and score `score`, at `t`, is cooling down: the
+    /// key was kept less than `cooldown_ms` from `t` (either side: a window is not decided in
+    /// time order), unless `score` is at least `better_view` times the best score it was kept
+    /// with then (a clearly better view of the same object is not a duplicate).
+    pub fn cooling(&self, key: &str, t: Duration, score: f32) -> Cooling {
         let period = Duration::from_millis(self.cfg.cooldown_ms);
-        self.cooldown
-            .get(key)
-            .is_some_and(|&last| t.abs_diff(last) < period)
+        match self.cooldown.get(key) {
+            Some(&(last, kept)) if t.abs_diff(last) < period => {
+                let better = self.cfg.better_view;
+                if better > 0.0 && score >= kept * better {
+                    Cooling::BetterView { kept }
+                } else {
+                    Cooling::Yes
+                }
+            }
+            _ => Cooling::No,
+        }
     }
 
     /// Whether one more frame of `value` at `t` fits the limits.
@@ -84,13 +106,21 @@ impl Budget {
         check(self.cfg.max_per_hour, HOUR, Refusal::Hour)
     }
 
-    /// Counts a kept frame and starts the cooldown of its keys.
-    pub fn record<'a>(&mut self, t: Duration, keys: impl Iterator<Item = &'a str>) {
+    /// Counts a kept frame and starts the cooldown of its keys, each with the score its reason
+    /// had in this frame.
+    pub fn record<'a>(&mut self, t: Duration, keys: impl Iterator<Item = (&'a str, f32)>) {
         let at = self.kept.partition_point(|&k| k <= t);
         self.kept.insert(at, t);
-        for k in keys {
-            let e = self.cooldown.entry(k.to_string()).or_insert(t);
-            *e = (*e).max(t);
+        let period = Duration::from_millis(self.cfg.cooldown_ms);
+        for (k, score) in keys {
+            let e = self.cooldown.entry(k.to_string()).or_insert((t, score));
+            if t.abs_diff(e.0) >= period {
+                // A new cooldown: what was kept before it no longer counts.
+                *e = (t, score);
+            } else {
+                e.0 = e.0.max(t);
+                e.1 = e.1.max(score);
+            }
         }
     }
 
@@ -102,7 +132,7 @@ impl Budget {
             self.kept.pop_front();
         }
         let cool = now.saturating_sub(Duration::from_millis(self.cfg.cooldown_ms) + window);
-        self.cooldown.retain(|_, &mut last| last >= cool);
+        self.cooldown.retain(|_, &mut (last, _)| last >= cool);
     }
 
     /// Kept frames less than `span` from `t`, either side: those a window of length `span`
@@ -136,14 +166,14 @@ mod tests {
         // Frames of value 0.7 get 7 of 10 ...
         for i in 0..7 {
             assert_eq!(b.admit(s(i as f64), 0.7), Ok(()));
-            b.record(s(i as f64), std::iter::empty());
+            b.record(s(i as f64), std::iter::empty::<(&str, f32)>());
         }
         assert_eq!(b.admit(s(7.0), 0.7), Err(Refusal::Minute));
         assert_eq!(b.admit(s(7.0), 0.3), Err(Refusal::Minute));
         // ... frames of full value the rest.
         for i in 7..10 {
             assert_eq!(b.admit(s(i as f64), 1.5), Ok(()));
-            b.record(s(i as f64), std::iter::empty());
+            b.record(s(i as f64), std::iter::empty::<(&str, f32)>());
         }
         assert_eq!(b.admit(s(10.0), 1.5), Err(Refusal::Minute));
         // 60 s after the first keep, one slot is free again.
@@ -161,8 +191,8 @@ mod tests {
             max_per_hour: 0,
             ..Default::default()
         });
-        b.record(s(100.0), std::iter::empty());
-        b.record(s(100.5), std::iter::empty());
+        b.record(s(100.0), std::iter::empty::<(&str, f32)>());
+        b.record(s(100.5), std::iter::empty::<(&str, f32)>());
         // An earlier frame of the same window would make three within 60 s ...
         assert!(b.admit(s(99.0), 1.0).is_err());
         assert!(b.admit(s(41.0), 1.0).is_err());
@@ -179,7 +209,7 @@ mod tests {
             ..Default::default()
         });
         for t in [0.0, 1000.0, 2000.0] {
-            b.record(s(t), std::iter::empty());
+            b.record(s(t), std::iter::empty::<(&str, f32)>());
         }
         assert_eq!(b.admit(s(3000.0), 1.0), Err(Refusal::Hour));
         assert_eq!(b.admit(s(3600.0), 1.0), Ok(()));
@@ -191,17 +221,53 @@ mod tests {
     fn cooldown_is_per_key_and_symmetric_in_time() {
         let mut b = Budget::new(&BudgetConfig {
             cooldown_ms: 5_000,
+            better_view: 0.0,
             ..Default::default()
         });
-        b.record(s(10.0), ["rare_class:animal"].into_iter());
-        assert!(b.cooling("rare_class:animal", s(14.9)));
-        assert!(
-            b.cooling("rare_class:animal", s(9.0)),
+        b.record(s(10.0), [("rare_class:animal", 1.0)].into_iter());
+        assert_eq!(b.cooling("rare_class:animal", s(14.9), 1.0), Cooling::Yes);
+        assert_eq!(
+            b.cooling("rare_class:animal", s(9.0), 1.0),
+            Cooling::Yes,
             "earlier frame of the window"
         );
-        assert!(!b.cooling("rare_class:animal", s(15.0)));
-        assert!(!b.cooling("occlusion:pedestrian", s(11.0)));
+        assert_eq!(b.cooling("rare_class:animal", s(15.0), 1.0), Cooling::No);
+        assert_eq!(b.cooling("occlusion:pedestrian", s(11.0), 1.0), Cooling::No);
+        // With better_view off, no score gets through.
+        assert_eq!(b.cooling("rare_class:animal", s(11.0), 50.0), Cooling::Yes);
         b.prune(s(100.0), s(2.0));
         assert!(b.cooldown.is_empty());
+    }
+
+    #[test]
+    fn a_clearly_better_view_gets_through_the_cooldown_and_raises_the_bar() {
+        let mut b = Budget::new(&BudgetConfig {
+            cooldown_ms: 5_000,
+            better_view: 1.5,
+            ..Default::default()
+        });
+        b.record(s(10.0), [("occlusion#7", 0.6)].into_iter());
+        assert_eq!(b.cooling("occlusion#7", s(11.0), 0.8), Cooling::Yes);
+        assert_eq!(
+            b.cooling("occlusion#7", s(11.0), 0.95),
+            Cooling::BetterView { kept: 0.6 }
+        );
+        // Kept at 0.95: the next one must reach 1.425.
+        b.record(s(11.0), [("occlusion#7", 0.95)].into_iter());
+        assert_eq!(b.cooling("occlusion#7", s(12.0), 1.0), Cooling::Yes);
+        assert_eq!(
+            b.cooling("occlusion#7", s(15.5), 1.0),
+            Cooling::Yes,
+            "5 s from the last keep"
+        );
+        // A worse view kept later (for another reason) extends the cooldown but not the bar down.
+        b.record(s(14.0), [("occlusion#7", 0.3)].into_iter());
+        assert_eq!(b.cooling("occlusion#7", s(18.0), 1.0), Cooling::Yes);
+        // Once the cooldown has passed, a keep starts afresh at its own score.
+        b.record(s(30.0), [("occlusion#7", 0.4)].into_iter());
+        assert_eq!(
+            b.cooling("occlusion#7", s(31.0), 0.6),
+            Cooling::BetterView { kept: 0.4 }
+        );
     }
 }

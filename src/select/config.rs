@@ -75,6 +75,11 @@ pub struct BudgetConfig {
     /// `rare_class`/`class_of_interest` and `occlusion` (the object the reason is about, followed
     /// from frame to frame by its box), the reason itself for the others. Default 10000.
     pub cooldown_ms: u64,
+    /// A reason still cooling down is let through when its score is at least this many times
+    /// the best score it was kept with in that cooldown: a clearly better view of the same
+    /// object (more of it hidden, a larger crowd) is not a near-duplicate. The record says
+    /// `"better_view"` with the score it beat. 0 = off; otherwise 1.1..=100. Default 1.5.
+    pub better_view: f32,
 }
 
 impl Default for BudgetConfig {
@@ -84,6 +89,7 @@ impl Default for BudgetConfig {
             max_per_hour: 600,
             full_value: 1.0,
             cooldown_ms: 10_000,
+            better_view: 1.5,
         }
     }
 }
@@ -183,9 +189,12 @@ pub struct OcclusionConfig {
     /// Detections below this score are not counted (0..=1). Default 0.3.
     pub min_score: f32,
     /// Share of the occluded object's outline that must touch the occluder (or of its mask that
-    /// must overlap it) for it to count as partly hidden (0..=1); the score is
-    /// `min(1, contact / (2 × min_contact))`. Default 0.1.
+    /// must overlap it) for it to count as partly hidden (0..=1). Default 0.1.
     pub min_contact: f32,
+    /// Contact at which the score reaches 1 (above `min_contact`, at most 1): the score is
+    /// `0.5` at `min_contact` and rises linearly to 1 here, so that of the frames of one
+    /// partly hidden object the one where more of it is hidden ranks first. Default 0.5.
+    pub full_contact: f32,
     /// Score factor for an occluded object on the far side of its occluder as seen from the
     /// image centre, the ego path of a forward-looking camera (0..=1; 1: no difference). On the
     /// path side (its centre in the third of the occluder nearest the image centre, or the
@@ -209,6 +218,7 @@ impl Default for OcclusionConfig {
             pairs,
             min_score: 0.3,
             min_contact: 0.1,
+            full_contact: 0.5,
             far_side_factor: 0.5,
         }
     }
@@ -376,6 +386,16 @@ impl SelectConfig {
             weight(o.weight)?;
             finite_range("min_score", o.min_score, 0.0, 1.0)?;
             finite_range("min_contact", o.min_contact, 0.0, 1.0)?;
+            finite_range("full_contact", o.full_contact, 0.0, 1.0)?;
+            if o.full_contact <= o.min_contact {
+                return Err(ConfigError::new(
+                    "full_contact",
+                    format!(
+                        "must be above min_contact ({}), got {}",
+                        o.min_contact, o.full_contact
+                    ),
+                ));
+            }
             finite_range("far_side_factor", o.far_side_factor, 0.0, 1.0)?;
             for (i, [a, b]) in o.pairs.iter().enumerate() {
                 if a.is_empty() || b.is_empty() {
@@ -436,7 +456,12 @@ impl BudgetConfig {
         check_range("max_per_minute", self.max_per_minute, 0, 100_000)?;
         check_range("max_per_hour", self.max_per_hour, 0, 1_000_000)?;
         finite_range("full_value", self.full_value, 0.01, 100.0)?;
-        check_range("cooldown_ms", self.cooldown_ms, 0, 86_400_000)
+        check_range("cooldown_ms", self.cooldown_ms, 0, 86_400_000)?;
+        if self.better_view != 0.0 {
+            finite_range("better_view", self.better_view, 1.1, 100.0)
+                .map_err(|e| ConfigError::new(e.key, format!("{} (or 0: off)", e.problem)))?;
+        }
+        Ok(())
     }
 }
 
@@ -538,6 +563,11 @@ mod tests {
         assert_eq!(key(&|c| c.max_held = 0), "max_held");
         assert_eq!(key(&|c| c.max_held_mb = 0), "max_held_mb");
         assert_eq!(key(&|c| c.budget.full_value = 0.0), "budget.full_value");
+        assert_eq!(key(&|c| c.budget.better_view = 1.0), "budget.better_view");
+        assert_eq!(
+            key(&|c| c.occlusion.full_contact = c.occlusion.min_contact),
+            "occlusion.full_contact"
+        );
         assert_eq!(
             key(&|c| c.diversity.min_distance = f32::NAN),
             "diversity.min_distance"

@@ -50,7 +50,7 @@ pub use config::{
 
 use crate::config::ConfigError;
 use crate::segment::Detections;
-use budget::Budget;
+use budget::{Budget, Cooling};
 use classes::Classes;
 use counts::{Crowd, Interval, SmallObjects};
 use diversity::Diversity;
@@ -142,6 +142,8 @@ struct Live {
     live: Vec<usize>,
     /// `(index, why)` of fired verdicts that no longer count.
     dropped: Vec<(usize, &'static str)>,
+    /// `(index, kept score)` of live verdicts let through their cooldown as a better view.
+    better: Vec<(usize, f32)>,
 }
 
 impl Selector {
@@ -352,6 +354,7 @@ impl Selector {
             value: 0.0,
             live: Vec::new(),
             dropped: Vec::new(),
+            better: Vec::new(),
         };
         for (i, v) in c.verdicts.iter().enumerate() {
             if !v.fired {
@@ -359,13 +362,19 @@ impl Selector {
             }
             if v.strategy == "diversity" && !self.diversity.still_novel(&c.embedding) {
                 l.dropped.push((i, "no_longer_novel"));
-            } else if v
-                .key
-                .as_deref()
-                .is_some_and(|k| self.budget.cooling(k, c.t))
-            {
-                l.dropped.push((i, "cooldown"));
             } else {
+                let cooling = v
+                    .key
+                    .as_deref()
+                    .map_or(Cooling::No, |k| self.budget.cooling(k, c.t, v.score));
+                match cooling {
+                    Cooling::Yes => {
+                        l.dropped.push((i, "cooldown"));
+                        continue;
+                    }
+                    Cooling::BetterView { kept } => l.better.push((i, kept)),
+                    Cooling::No => {}
+                }
                 l.value += v.value();
                 l.live.push(i);
             }
@@ -400,7 +409,7 @@ impl Selector {
                     .verdicts
                     .iter()
                     .filter(|v| v.fired)
-                    .filter_map(|v| v.key.as_deref());
+                    .filter_map(|v| v.key.as_deref().map(|k| (k, v.score)));
                 self.budget.record(c.t, keys);
                 if self.cfg.diversity.enabled {
                     self.diversity.add(&c.embedding);
@@ -430,6 +439,9 @@ impl Selector {
             let mut j = v.to_json();
             if let Some((_, why)) = live.dropped.iter().find(|(k, _)| *k == i) {
                 j["dropped"] = (*why).into();
+            }
+            if let Some(&(_, kept)) = live.better.iter().find(|(k, _)| *k == i) {
+                j["better_view"] = round(kept).into();
             }
             strategies.insert(v.strategy.to_string(), j);
         }

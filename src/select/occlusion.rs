@@ -8,7 +8,9 @@
 //! overlap, the share of its mask inside the occluder's. A pair whose hidden object is on the
 //! far side of its occluder from the image centre (the ego path of a forward camera: a pedestrian
 //! on the sidewalk behind a parked car, rather than at the car's road-side edge about to step
-//! out) scores `far_side_factor` times as much. The frame scores its best pair.
+//! out) scores `far_side_factor` times as much. The score grows with the contact up to
+//! `full_contact`, so the more hidden view of an object ranks first. The frame scores its best
+//! pair.
 
 use super::config::OcclusionConfig;
 use super::verdict::{round, FrameView, Verdict};
@@ -52,8 +54,7 @@ impl Occlusion {
                     continue;
                 }
                 let path_side = on_path_side(hidden, occluder, centre);
-                // 0.5 at the threshold, 1 from twice it.
-                let mut score = (c / (2.0 * self.cfg.min_contact).max(1e-6)).min(1.0);
+                let mut score = contact_score(c, self.cfg.min_contact, self.cfg.full_contact);
                 if !path_side {
                     score *= self.cfg.far_side_factor;
                 }
@@ -83,6 +84,20 @@ impl Occlusion {
         }
         let (h, o) = (frame.name(hidden), frame.name(occluder));
         self.cfg.pairs.iter().any(|[a, b]| a == h && b == o)
+    }
+}
+
+/// The score of a pair whose contact is `c`: rising to 0.5 at `min_contact` (where it fires),
+/// then on to 1 at `full_contact`. It keeps rising past the threshold so that, of the frames
+/// of one partly hidden object, the one where more of it is hidden (more of its outline runs
+/// along the occluder) ranks first: that is the view worth labelling, and the cooldown would
+/// otherwise keep whichever frame came with a little more value from elsewhere.
+fn contact_score(c: f32, min_contact: f32, full_contact: f32) -> f32 {
+    if c < min_contact {
+        0.5 * c / min_contact.max(1e-6)
+    } else {
+        let above = (c - min_contact) / (full_contact - min_contact).max(1e-6);
+        0.5 + 0.5 * above.min(1.0)
     }
 }
 
@@ -165,7 +180,7 @@ fn outline_contact(a: &Mask, b: &Mask, radius: i64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::select::testutil::{det, inst};
+    use crate::select::testutil::{det, inst, H, W};
     use std::time::Duration;
 
     fn eval(cfg: &OcclusionConfig, d: &crate::segment::Detections) -> Verdict {
@@ -199,14 +214,16 @@ mod tests {
         let cfg = OcclusionConfig::default();
         let road_side = eval(&cfg, &at(405.0));
         assert!(road_side.fired);
-        assert_eq!(road_side.score, 1.0);
+        assert!(road_side.score > 0.5, "{road_side:?}");
         assert_eq!(road_side.detail["side"], "path");
         // Behind the middle or the outer edge (the sidewalk side): still an occlusion, scored
-        // far_side_factor (0.5) times as much.
+        // far_side_factor (0.5) times as much (the contact is the same: the same outline on
+        // the car's roof line).
         for x in [455.0, 500.0] {
             let v = eval(&cfg, &at(x));
             assert!(v.fired, "x {x}: {v:?}");
-            assert_eq!(v.score, 0.5, "x {x}");
+            assert_eq!(v.detail["contact"], road_side.detail["contact"]);
+            assert!((v.score - 0.5 * road_side.score).abs() < 1e-6, "x {x}");
             assert_eq!(v.detail["side"], "far");
         }
         // Mirrored on the left of the centre: the right third is the path side.
@@ -220,7 +237,7 @@ mod tests {
             inst(2, 0.9, [260.0, 100.0, 380.0, 160.0]),
             inst(3, 0.8, [262.0, 80.0, 277.0, 100.0]),
         ]);
-        assert_eq!(eval(&cfg, &ahead).score, 1.0);
+        assert_eq!(eval(&cfg, &ahead).score, road_side.score);
         // A path-side pair outranks a far-side pair with more contact in the same frame.
         let both = det(vec![
             car(),
@@ -234,7 +251,40 @@ mod tests {
             far_side_factor: 1.0,
             ..Default::default()
         };
-        assert_eq!(eval(&off, &at(500.0)).score, 1.0);
+        assert_eq!(eval(&off, &at(500.0)).score, road_side.score);
+    }
+
+    #[test]
+    fn the_more_of_an_object_is_hidden_the_higher_it_scores() {
+        // Contact 0.5 at min_contact, 1 at full_contact, linear between; below the threshold
+        // it does not fire and scores under 0.5.
+        assert_eq!(contact_score(0.05, 0.1, 0.5), 0.25);
+        assert_eq!(contact_score(0.1, 0.1, 0.5), 0.5);
+        assert!((contact_score(0.3, 0.1, 0.5) - 0.75).abs() < 1e-6);
+        assert_eq!(contact_score(0.5, 0.1, 0.5), 1.0);
+        assert_eq!(contact_score(0.9, 0.1, 0.5), 1.0);
+        // A pedestrian's head above a car's roof line, then the same pedestrian stepping out
+        // from behind the car's side, half of it still hidden: more of its outline runs along
+        // the car, and that frame scores higher.
+        let car = || inst(0, 0.9, [100.0, 100.0, 220.0, 160.0]);
+        let head = det(vec![car(), inst(3, 0.8, [205.0, 80.0, 215.0, 100.0])]);
+        let mut half = det(vec![car(), inst(3, 0.8, [210.0, 80.0, 230.0, 150.0])]);
+        // The car hides the left half of the pedestrian's body below the roof line.
+        half.instances[1].mask =
+            Mask::from_fn(W, H, half.instances[1].bbox.pixel_rect(W, H), |x, y| {
+                y < 100 || x >= 220
+            });
+        let cfg = OcclusionConfig::default();
+        let (a, b) = (eval(&cfg, &head), eval(&cfg, &half));
+        assert!(a.fired && b.fired, "{a:?} {b:?}");
+        assert!(
+            b.score > a.score,
+            "half hidden {} ({}) vs head only {} ({})",
+            b.score,
+            b.detail["contact"],
+            a.score,
+            a.detail["contact"]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The selector as a whole: windows, budget, cooldown, records, reconfiguration.
 
-use super::testutil::{det, inst, traffic};
+use super::testutil::{det, inst, traffic, H, W};
 use super::*;
 use std::collections::HashSet;
 
@@ -335,6 +335,59 @@ fn cooldown_holds_an_object_whose_label_flips_and_whose_visible_part_grows() {
         .filter_map(|d| d.record["strategies"]["occlusion"]["track"].as_u64())
         .collect();
     assert_eq!(tracks.len(), 1, "{tracks:?}");
+}
+
+#[test]
+fn a_clearly_better_view_of_a_cooling_object_is_kept_once() {
+    // A pedestrian behind a car: first only its head and shoulders above the roof line (its
+    // outline touches the car along its bottom edge only), then, as it steps out from behind
+    // the car's tail, half its body hidden by the car's side (more of its outline runs along
+    // the car: contact 0.11 -> 0.29, score 0.52 -> 0.74). Same box, same track, one object:
+    // the cooldown holds the first view, but the second scores more than `better_view` (here
+    // 1.3) times as much, and is kept once.
+    let cfg = only(|c| {
+        c.occlusion.enabled = true;
+        c.budget.cooldown_ms = 30_000;
+        c.budget.better_view = 1.3;
+    });
+    let pedestrian = |half_hidden: bool| {
+        let mut p = inst(3, 0.8, [210.0, 60.0, 230.0, 150.0]);
+        let rect = p.bbox.pixel_rect(W, H);
+        p.mask =
+            crate::geometry::Mask::from_fn(W, H, rect, |x, y| y < 100 || (half_hidden && x >= 220));
+        p
+    };
+    let frames: Vec<Detections> = (0..90u32)
+        .map(|i| {
+            det(vec![
+                inst(0, 0.9, [100.0, 100.0, 220.0, 160.0]),
+                pedestrian((30..60).contains(&i)),
+            ])
+        })
+        .collect();
+    let out = run(&mut Selector::new(&cfg).unwrap(), &frames);
+    assert_eq!(kept(&out), vec![0, 30]);
+    let first = &out.iter().find(|d| d.seq == 0).unwrap().record["strategies"]["occlusion"];
+    let better = &out.iter().find(|d| d.seq == 30).unwrap().record["strategies"]["occlusion"];
+    assert_eq!(first["track"], better["track"], "the same object");
+    assert!(first.get("better_view").is_none());
+    assert_eq!(better["better_view"], first["score"], "{first} {better}");
+    // Once a better view was kept, an equally good one is a duplicate again, and so is the
+    // first view when it comes back.
+    let d31 = out.iter().find(|d| d.seq == 31).unwrap();
+    assert_eq!(d31.record["skipped"], "cooldown");
+    assert_eq!(
+        out.iter().find(|d| d.seq == 70).unwrap().record["skipped"],
+        "cooldown"
+    );
+    // With better_view off, the cooldown holds them all.
+    let off = only(|c| {
+        c.occlusion.enabled = true;
+        c.budget.cooldown_ms = 30_000;
+        c.budget.better_view = 0.0;
+    });
+    let out = run(&mut Selector::new(&off).unwrap(), &frames);
+    assert_eq!(kept(&out), vec![0]);
 }
 
 #[test]
