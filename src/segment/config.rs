@@ -34,8 +34,9 @@ pub struct ModelConfig {
     /// Default: `yolo`.
     pub backend: String,
     /// Weights file (safetensors from scripts/export_ultralytics.py). A relative path is looked up
-    /// next to the config file, then in `models/` beside the config directory, then in
-    /// `$EDGESIFT_MODEL_DIR` and `/usr/share/edgesift/models`.
+    /// next to the config file, then in `models/` beside the config directory, then in the
+    /// working directory and its `models/`, then in `$EDGESIFT_MODEL_DIR` and
+    /// `/usr/share/edgesift/models`.
     /// Default: `edgesift-road-n-seg.safetensors` (the bundled road model).
     pub path: PathBuf,
     /// `auto` (CUDA when this build has it and a GPU answers, else CPU), `cpu`, `cuda`, `cuda:N`.
@@ -273,6 +274,8 @@ fn model_search_path(path: &Path, config_dir: Option<&Path>) -> Vec<PathBuf> {
         }
     }
     out.push(path.to_owned());
+    // A checkout of this repository run from its root, with a config from config/examples/.
+    out.push(Path::new("models").join(path));
     if let Some(dir) = std::env::var_os("EDGESIFT_MODEL_DIR") {
         out.push(PathBuf::from(dir).join(path));
     }
@@ -321,6 +324,27 @@ impl DeviceChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_model_paths_are_looked_up_beside_the_config_then_in_models() {
+        let p = Path::new("m.safetensors");
+        let found = model_search_path(p, Some(Path::new("config/examples")));
+        let expect_start = [
+            "config/examples/m.safetensors",
+            "config/models/m.safetensors",
+            "m.safetensors",
+            "models/m.safetensors",
+        ];
+        for (got, want) in found.iter().zip(expect_start) {
+            assert_eq!(got, Path::new(want));
+        }
+        assert_eq!(
+            found.last().unwrap(),
+            &Path::new(SYSTEM_MODEL_DIR).join("m.safetensors")
+        );
+        let abs = Path::new("/opt/m.safetensors");
+        assert_eq!(model_search_path(abs, None), vec![abs.to_owned()]);
+    }
 
     #[test]
     fn defaults_are_valid() {
