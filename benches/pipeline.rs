@@ -68,6 +68,34 @@ impl Segmenter for NoopSegmenter {
     }
 }
 
+/// A segmenter that counts the frames it segmented and the instances it found, so that the
+/// two phases of the model part can be shown to have segmented the same kind of content (the
+/// masks' post-processing costs per instance).
+struct Counting<S> {
+    inner: S,
+    seen: Arc<std::sync::Mutex<(u64, u64)>>,
+}
+
+impl<S: Segmenter> Segmenter for Counting<S> {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn segment(&mut self, image: &RgbImage) -> Result<Detections, SegmentError> {
+        let det = self.inner.segment(image)?;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.0 += 1;
+        seen.1 += det.instances.len() as u64;
+        Ok(det)
+    }
+}
+
+/// Instances per segmented frame.
+fn per_frame(seen: &std::sync::Mutex<(u64, u64)>) -> f64 {
+    let (frames, instances) = *seen.lock().unwrap_or_else(|e| e.into_inner());
+    instances as f64 / frames.max(1) as f64
+}
+
 /// 120 frames of the test photo, panned so that consecutive frames differ, as a YUYV dump.
 fn write_dump(dir: &Path) -> PathBuf {
     let photo = image::open(concat!(
@@ -473,23 +501,31 @@ fn main() {
     let phase_s: f64 = arg("--seconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(20.0);
+    // The model alone segments every 4th frame of the dump (30 images, converted beforehand):
+    // the same pan, so the same kind of content, as the pipeline replays.
     let imgs: Vec<RgbImage> = {
         let mut src = cfg.source.open().expect("replay");
-        (0..30)
-            .map(|_| {
-                let mut img = RgbImage::new(W, H);
-                src.next_frame(&mut img).expect("frame");
-                img
-            })
-            .collect()
+        let mut img = RgbImage::new(W, H);
+        let mut imgs = Vec::new();
+        for i in 0..120 {
+            src.next_frame(&mut img).expect("frame");
+            if i % 4 == 0 {
+                imgs.push(img.clone());
+            }
+        }
+        imgs
     };
     // Rounds alternate which phase goes first, so that a drift in the machine's load over the
     // run does not favour one side.
     let mut ratios = Vec::new();
     let (mut alone_frames, mut alone_s, mut piped_frames, mut piped_s) = (0u64, 0.0, 0u64, 0.0);
     for round in 0..rounds {
+        let (seen_alone, seen_piped) = (Arc::default(), Arc::default());
         let alone = || {
-            let mut seg = load();
+            let mut seg = Counting {
+                inner: load(),
+                seen: Arc::clone(&seen_alone),
+            };
             seg.segment(&imgs[0]).expect("warm-up");
             let (t0, c0, mut n) = (Instant::now(), cpu_seconds(), 0u64);
             while t0.elapsed().as_secs_f64() < phase_s {
@@ -503,7 +539,11 @@ fn main() {
         let piped = || {
             let mut cfg = config(&dump, &tmp.path().join(format!("model{round}")));
             cfg.source.replay.fps = capture_fps;
-            steady_run(&cfg, Box::new(load()), phase_s)
+            let seg = Counting {
+                inner: load(),
+                seen: Arc::clone(&seen_piped),
+            };
+            steady_run(&cfg, Box::new(seg), phase_s)
         };
         let (a, p) = if round % 2 == 0 {
             let a = alone();
@@ -520,10 +560,13 @@ fn main() {
         ratios.push(fp / fa);
         println!(
             "round {round} (load {}): model alone {fa:.2} fps (CPU {:.2}), in the pipeline {fp:.2} fps \
-             ({:.1} %); CPU by thread in the pipeline: {}",
+             ({:.1} %); instances per frame {:.2} alone, {:.2} in the pipeline; CPU by thread in \
+             the pipeline: {}",
             loadavg(),
             a.2,
             100.0 * fp / fa,
+            per_frame(&seen_alone),
+            per_frame(&seen_piped),
             p.cpu_by_thread
         );
     }
