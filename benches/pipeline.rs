@@ -16,7 +16,9 @@
 //!    the pipeline below it and measure the camera). Target: >= 95 %. The two phases alternate
 //!    over `--rounds` rounds of `--seconds` each (default 4 x 20 s), because the model's own
 //!    rate on a shared machine drifts by more than the 5 % being measured; the pooled ratio and
-//!    the rounds' range are printed, with the CPU each pipeline thread used.
+//!    the rounds' range are printed, with the CPU each pipeline thread used. `--imgsz N` runs
+//!    the model at another input size (a slower model: the same stages' work per frame weighs
+//!    less against it).
 //! 3. An MJPEG camera at 30 fps with the model at `--mjpeg-imgsz` (640 by default: a board
 //!    slower than its camera), frames decoded on arrival against decoded when the model takes
 //!    them (what the camera source does), alternating over `--mjpeg-rounds` pairs (default 2;
@@ -493,7 +495,16 @@ fn main() {
             ))
         }
     });
-    let load = || YoloSegmenter::load(&model, ModelOptions::default()).expect("model loads");
+    // `--imgsz N`: the model's input size for this part (default: the file's own); a larger one
+    // is a slower model, as on a smaller board, with the same work per frame around it.
+    let model_imgsz: Option<u32> = arg("--imgsz").and_then(|s| s.parse().ok());
+    let load = || {
+        let opts = ModelOptions {
+            imgsz: model_imgsz.map(|n| [n, n]),
+            ..ModelOptions::default()
+        };
+        YoloSegmenter::load(&model, opts).expect("model loads")
+    };
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(4);
     let capture_fps: f64 = arg("--capture-fps")
         .and_then(|s| s.parse().ok())
@@ -573,10 +584,11 @@ fn main() {
     ratios.sort_by(f64::total_cmp);
     let pooled = (piped_frames as f64 / piped_s) / (alone_frames as f64 / alone_s);
     println!(
-        "model {} at {W}x{H}, capture at {capture_fps} fps, {rounds} rounds of {phase_s} s per phase: in the \
+        "model {} (imgsz {}) at {W}x{H}, capture at {capture_fps} fps, {rounds} rounds of {phase_s} s per phase: in the \
          pipeline / alone, pooled {:.1} %, median of rounds {:.1} %, range {:.1}-{:.1} % (target \
          >= 95 %)",
         model.file_name().unwrap_or_default().to_string_lossy(),
+        model_imgsz.map_or("as trained".to_string(), |n| n.to_string()),
         100.0 * pooled,
         100.0 * ratios[ratios.len() / 2],
         100.0 * ratios[0],
