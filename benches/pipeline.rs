@@ -70,12 +70,20 @@ impl Segmenter for NoopSegmenter {
     }
 }
 
-/// A segmenter that counts the frames it segmented and the instances it found, so that the
-/// two phases of the model part can be shown to have segmented the same kind of content (the
-/// masks' post-processing costs per instance).
+/// A segmenter that counts the frames it segmented, the instances it found and the time its
+/// calls took, so that the two phases of the model part can be shown to have segmented the same
+/// kind of content (the masks' post-processing costs per instance), and the pipeline's cost
+/// split into the model's calls taking longer and the time between them.
 struct Counting<S> {
     inner: S,
-    seen: Arc<std::sync::Mutex<(u64, u64)>>,
+    seen: Arc<std::sync::Mutex<Seen>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    frames: u64,
+    instances: u64,
+    in_calls: Duration,
 }
 
 impl<S: Segmenter> Segmenter for Counting<S> {
@@ -84,18 +92,24 @@ impl<S: Segmenter> Segmenter for Counting<S> {
     }
 
     fn segment(&mut self, image: &RgbImage) -> Result<Detections, SegmentError> {
+        let t0 = Instant::now();
         let det = self.inner.segment(image)?;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.0 += 1;
-        seen.1 += det.instances.len() as u64;
+        seen.frames += 1;
+        seen.instances += det.instances.len() as u64;
+        seen.in_calls += t0.elapsed();
         Ok(det)
     }
 }
 
-/// Instances per segmented frame.
-fn per_frame(seen: &std::sync::Mutex<(u64, u64)>) -> f64 {
-    let (frames, instances) = *seen.lock().unwrap_or_else(|e| e.into_inner());
-    instances as f64 / frames.max(1) as f64
+/// Instances per segmented frame, and milliseconds per call.
+fn per_frame(seen: &std::sync::Mutex<Seen>) -> (f64, f64) {
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let n = seen.frames.max(1) as f64;
+    (
+        seen.instances as f64 / n,
+        1e3 * seen.in_calls.as_secs_f64() / n,
+    )
 }
 
 /// 120 frames of the test photo, panned so that consecutive frames differ, as a YUYV dump.
@@ -564,6 +578,7 @@ fn main() {
             (alone(), p)
         };
         let (fa, fp) = (a.0 as f64 / a.1, p.segmented as f64 / p.secs);
+        let (alone_seen, piped_seen) = (per_frame(&seen_alone), per_frame(&seen_piped));
         alone_frames += a.0;
         alone_s += a.1;
         piped_frames += p.segmented;
@@ -571,13 +586,17 @@ fn main() {
         ratios.push(fp / fa);
         println!(
             "round {round} (load {}): model alone {fa:.2} fps (CPU {:.2}), in the pipeline {fp:.2} fps \
-             ({:.1} %); instances per frame {:.2} alone, {:.2} in the pipeline; CPU by thread in \
-             the pipeline: {}",
+             ({:.1} %); instances per frame {:.2} alone, {:.2} in the pipeline; ms per model call \
+             {:.1} alone, {:.1} in the pipeline (a frame every {:.1}); CPU by thread in the \
+             pipeline: {}",
             loadavg(),
             a.2,
             100.0 * fp / fa,
-            per_frame(&seen_alone),
-            per_frame(&seen_piped),
+            alone_seen.0,
+            piped_seen.0,
+            alone_seen.1,
+            piped_seen.1,
+            1e3 / fp,
             p.cpu_by_thread
         );
     }
