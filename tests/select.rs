@@ -1,5 +1,6 @@
 //! Frame selection on a short synthetic stream: under a tight budget the configured strategies
-//! catch more rare-class and occlusion events than interval sampling at the same keep rate.
+//! catch more rare-class and occlusion events than interval sampling at the same keep rate; and
+//! `edgesift bench-select --seeds` pools several streams correctly.
 
 use edgesift::capture::synthetic::EventRates;
 use edgesift::capture::EventKind;
@@ -40,4 +41,57 @@ fn strategies_beat_interval_sampling_on_rare_events_at_equal_keep_rate() {
     assert!(share(sel, EventKind::RareClass) > share(interval, EventKind::RareClass));
     assert!(share(sel, EventKind::RareClass) > share(random, EventKind::RareClass));
     assert!(share(sel, EventKind::Occlusion) > share(interval, EventKind::Occlusion));
+}
+
+/// `bench-select --seeds`: the pooled rows are the per-seed rows added up, event by event.
+#[test]
+fn bench_select_pools_several_seeds_by_their_events() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgesift"))
+        .args([
+            "bench-select",
+            "--seeds",
+            "3-4",
+            "--frames",
+            "600",
+            "--json",
+        ])
+        .output()
+        .expect("running edgesift");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let per_seed = j["per_seed"].as_array().expect("per_seed");
+    assert_eq!(per_seed.len(), 2);
+    assert_eq!(per_seed[0]["seed"], 3);
+    assert_eq!(per_seed[1]["seed"], 4);
+    let pooled = &j["pooled"];
+    for (row, name) in ["strategies", "interval", "random"].iter().enumerate() {
+        assert_eq!(pooled[row]["name"], *name);
+        let sum = |field: &str| -> u64 {
+            per_seed
+                .iter()
+                .map(|s| s["scores"][row][field].as_u64().expect(field))
+                .sum()
+        };
+        assert_eq!(pooled[row]["kept"].as_u64(), Some(sum("kept")), "{name}");
+        assert_eq!(pooled[row]["frames"].as_u64(), Some(1200), "{name}");
+        for kind in ["rare_class", "occlusion", "crowd"] {
+            for field in ["events", "caught"] {
+                let total: u64 = per_seed
+                    .iter()
+                    .map(|s| s["scores"][row]["events"][kind][field].as_u64().unwrap())
+                    .sum();
+                assert_eq!(
+                    pooled[row]["events"][kind][field].as_u64(),
+                    Some(total),
+                    "{name} {kind} {field}"
+                );
+            }
+        }
+    }
+    let bar = &j["seeds_at_90_percent"]["rare_class"];
+    assert!(bar["seeds"].as_u64() <= bar["of"].as_u64());
 }

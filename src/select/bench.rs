@@ -430,6 +430,40 @@ pub fn score(name: &str, frames: &[BenchFrame], keep: &[bool]) -> Score {
     }
 }
 
+/// Scores of several runs (seeds) added up row by row: the rows of `runs[i]` are matched by
+/// name; events, catches, kept and frames are summed, so each share is the share of all the
+/// runs' events (not a mean of the runs' shares), and an event kind's mean length is weighted
+/// by its events. Rows missing from some run are pooled over the runs that have them.
+pub fn pool(runs: &[Vec<Score>]) -> Vec<Score> {
+    let mut pooled: Vec<Score> = Vec::new();
+    for run in runs {
+        for sc in run {
+            let Some(p) = pooled.iter_mut().find(|p| p.name == sc.name) else {
+                pooled.push(sc.clone());
+                continue;
+            };
+            p.frames += sc.frames;
+            p.kept += sc.kept;
+            for k in &sc.kinds {
+                match p.kinds.iter_mut().find(|pk| pk.kind == k.kind) {
+                    Some(pk) => {
+                        let events = pk.events + k.events;
+                        if events > 0 {
+                            pk.mean_frames = (pk.mean_frames * pk.events as f64
+                                + k.mean_frames * k.events as f64)
+                                / events as f64;
+                        }
+                        pk.events = events;
+                        pk.caught += k.caught;
+                    }
+                    None => p.kinds.push(k.clone()),
+                }
+            }
+        }
+    }
+    pooled
+}
+
 /// The selector's score and both baselines at the selector's keep rate.
 pub fn compare(
     frames: &[BenchFrame],
@@ -545,6 +579,41 @@ mod tests {
         assert!((s.keep_rate() - 0.4).abs() < 1e-9);
         assert!(table(std::slice::from_ref(&s)).contains("rare_class"));
         assert_eq!(s.to_json()["events"]["rare_class"]["caught"], 2);
+    }
+
+    #[test]
+    fn pooled_scores_add_up_events_not_shares() {
+        use EventKind::*;
+        let one = vec![
+            frame(&[(Occlusion, 1)]),
+            frame(&[(Occlusion, 2)]),
+            frame(&[(RareClass, 3)]),
+            frame(&[]),
+        ];
+        let two = vec![frame(&[(Occlusion, 1)]), frame(&[(Occlusion, 1)])];
+        let a = vec![
+            score("strategies", &one, &[true, false, true, false]),
+            score("interval", &one, &[false; 4]),
+        ];
+        let b = vec![score("strategies", &two, &[false, true])];
+        let p = pool(&[a, b]);
+        assert_eq!(p.len(), 2);
+        let s = &p[0];
+        assert_eq!((s.name.as_str(), s.frames, s.kept), ("strategies", 6, 3));
+        let occ = s.kind(Occlusion).unwrap();
+        // 1 of 2 events in the first run, 1 of 1 in the second: 2 of 3, not the mean of 50 %
+        // and 100 %; mean length (1 + 1 + 2) / 3 frames.
+        assert_eq!((occ.events, occ.caught), (3, 2));
+        assert!((occ.mean_frames - 4.0 / 3.0).abs() < 1e-9);
+        assert_eq!(
+            s.kind(RareClass).map(|k| (k.events, k.caught)),
+            Some((1, 1))
+        );
+        // A row only the first run has is that run's.
+        assert_eq!(
+            (p[1].name.as_str(), p[1].frames, p[1].kept),
+            ("interval", 4, 0)
+        );
     }
 
     #[test]
