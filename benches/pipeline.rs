@@ -602,16 +602,24 @@ fn main() {
     }
     ratios.sort_by(f64::total_cmp);
     let pooled = (piped_frames as f64 / piped_s) / (alone_frames as f64 / alone_s);
+    // The rounds' spread says how far the pooled figure can be trusted: on a shared machine
+    // one round's ratio moves by several points, and the standard error of their mean shrinks
+    // only with the square root of the number of rounds.
+    let n = ratios.len() as f64;
+    let mean = ratios.iter().sum::<f64>() / n;
+    let sd = (ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
     println!(
         "model {} (imgsz {}) at {W}x{H}, capture at {capture_fps} fps, {rounds} rounds of {phase_s} s per phase: in the \
-         pipeline / alone, pooled {:.1} %, median of rounds {:.1} %, range {:.1}-{:.1} % (target \
-         >= 95 %)",
+         pipeline / alone, pooled {:.1} %, median of rounds {:.1} %, range {:.1}-{:.1} %, mean of \
+         rounds {:.1} % +- {:.1} (standard error) (target >= 95 %)",
         model.file_name().unwrap_or_default().to_string_lossy(),
         model_imgsz.map_or("as trained".to_string(), |n| n.to_string()),
         100.0 * pooled,
         100.0 * ratios[ratios.len() / 2],
         100.0 * ratios[0],
         100.0 * ratios[ratios.len() - 1],
+        100.0 * mean,
+        100.0 * sd / n.sqrt(),
     );
 
     let mjpeg_rounds: usize = arg("--mjpeg-rounds")
